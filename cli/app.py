@@ -1,0 +1,57 @@
+"""The ``gantk`` command: the Typer application and its entry point.
+
+The root app holds the global options (``--version``, ``--debug``); commands live in their own
+modules and are added here; plugin packages add more through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+import gantk
+from gantk.cli import listing
+from gantk.cli.errors import GantkGroup
+from gantk.registry import Registry, get_registry
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"gantk {gantk.__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    ctx: typer.Context,
+    version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version_callback, is_eager=True, help="Print gantk's version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-paragraph errors."),
+) -> None:
+    """gantk: a GAN toolkit for PyTorch. Every architecture, loss, data set and metric is a plugin."""
+    ctx.obj = {"debug": debug}
+
+
+def build_app(registry: Registry | None = None) -> typer.Typer:
+    """The CLI with the built-in commands and every plugin's ``register_commands``."""
+    app = typer.Typer(
+        cls=GantkGroup,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    listing.add_commands(app)
+    registry = registry or get_registry()
+    registry.call_hook("register_commands", lambda source: {"app": app})
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    build_app()(prog_name="gantk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,50 @@
+"""How the CLI turns errors into one-paragraph messages and exit codes.
+
+Commands raise :class:`gantk.GantkError` (or let one propagate from the core). The root group
+below catches it, prints ``Error: <paragraph>`` on stderr and exits with the error's code (2 for
+usage, 1 for runtime), with no traceback. ``--debug`` (or ``GANTK_DEBUG=1``) lets the original
+exception through with its traceback. Anything unexpected is reported as a bug by the same rule.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from typer.core import TyperGroup
+
+from gantk.errors import GantkError
+
+DEBUG_ENV = "GANTK_DEBUG"
+
+
+def debug_enabled(ctx: typer.Context | None) -> bool:
+    root = ctx.find_root() if ctx is not None else None
+    if root is not None and isinstance(root.obj, dict) and root.obj.get("debug"):
+        return True
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def fail(message: str, exit_code: int) -> typer.Exit:
+    """Print a one-paragraph error and return the Exit to raise."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(exit_code)
+
+
+class GantkGroup(TyperGroup):
+    """The root command group: converts errors to messages unless debugging."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except GantkError as exc:
+            if debug_enabled(ctx):
+                raise
+            raise fail(str(exc), exc.exit_code) from exc
+        except Exception as exc:  # noqa: BLE001 - a bug; still no traceback without --debug
+            if debug_enabled(ctx):
+                raise
+            raise fail(f"internal error: {type(exc).__name__}: {exc}. This is a bug in gantk or a plugin; "
+                       "run the same command with --debug to see the traceback, and report it.", 1) from exc

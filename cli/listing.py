@@ -1,0 +1,101 @@
+"""``gantk list``, ``gantk plugins`` and ``gantk presets``: what is installed."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from gantk.cli.completion import KIND_ALIASES, complete_kind, names_of
+from gantk.errors import UsageError
+from gantk.names import close_matches
+from gantk.registry import KINDS, get_registry
+
+
+def _resolve_kind(kind: Optional[str]) -> Optional[str]:
+    if kind is None:
+        return None
+    resolved = KIND_ALIASES.get(kind.lower())
+    if resolved is None:
+        hint = close_matches(kind.lower(), list(KIND_ALIASES))
+        raise UsageError(
+            f"Unknown plugin kind '{kind}'." + (f" Did you mean: {', '.join(hint)}?" if hint else "")
+            + f" Kinds: {', '.join(KINDS)}. Example: 'gantk list loss'."
+        )
+    return resolved
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def list_command(
+    kind: Optional[str] = typer.Argument(None, help="Only this kind: " + ", ".join(KINDS) + ".",
+                                         autocompletion=complete_kind),
+    pattern: Optional[str] = typer.Argument(None, help="Shell wildcard on the name, e.g. '*gan*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List registered plugins: name, kind, summary and the package that provides each."""
+    entries = get_registry().list(_resolve_kind(kind), pattern)
+    if as_json:
+        typer.echo(json.dumps([
+            {"name": e.name, "kind": e.kind, "summary": e.summary, "aliases": list(e.aliases),
+             "package": e.source.package, "version": e.source.version, "module": e.source.module}
+            for e in entries], indent=2))
+        return
+    if not entries:
+        typer.echo("No plugins match." + (f" (kind {kind}, pattern {pattern!r})" if kind or pattern else ""))
+        return
+    rows = [(e.name, e.kind, e.summary, e.source.label) for e in entries]
+    typer.echo(_table(rows, ("name", "kind", "summary", "package")))
+
+
+def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")) -> None:
+    """Installed plugin packages, the hooks each module implements, and plugins that failed to load."""
+    registry = get_registry()
+    by_package: dict[str, dict] = {}
+    for source, hooks in registry.plugins():
+        package = by_package.setdefault(source.package, {"package": source.package, "version": source.version,
+                                                         "modules": [], "failures": []})
+        package["modules"].append({"module": source.module, "entry_point": source.entry_point, "hooks": hooks})
+    for failure in registry.failures:
+        package = by_package.setdefault(failure.source.package, {
+            "package": failure.source.package, "version": failure.source.version, "modules": [], "failures": []})
+        package["failures"].append({"module": failure.source.module, "entry_point": failure.source.entry_point,
+                                    "stage": failure.stage, "error": failure.error})
+    packages = sorted(by_package.values(), key=lambda p: (p["package"] != "gantk", p["package"]))
+    if as_json:
+        typer.echo(json.dumps(packages, indent=2))
+        return
+    for package in packages:
+        typer.echo(f"{package['package']} {package['version']}")
+        for module in package["modules"]:
+            typer.echo(f"  {module['module']}: {', '.join(module['hooks']) or '(no hooks)'}")
+        for failure in package["failures"]:
+            typer.echo(f"  FAILED {failure['module']} ({failure['stage']}): {failure['error']}")
+    failed = sum(len(p["failures"]) for p in packages)
+    if failed:
+        typer.echo(f"\n{failed} plugin module(s) failed to load; the rest work. "
+                   "Reinstall or fix the package named above, or uninstall it.")
+
+
+def presets_command(
+    name: Optional[str] = typer.Argument(None, help="Show one preset.", autocompletion=names_of("preset")),
+) -> None:
+    """List presets and the training options each one sets (flags given to 'gantk train' override them)."""
+    registry = get_registry()
+    entries = [registry.get("preset", name)] if name else registry.list("preset")
+    for entry in entries:
+        settings = entry.create()
+        typer.echo(f"{entry.name}  ({entry.source.label}) {entry.summary}")
+        typer.echo("  " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()))
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("list")(list_command)
+    app.command("plugins")(plugins_command)
+    app.command("presets")(presets_command)

@@ -1,0 +1,52 @@
+"""gantk: a GAN toolkit for PyTorch in which every component is a plugin.
+
+The public API for plugin authors and Python users:
+
+- :data:`hookimpl` marks a plugin's hook implementations (see :mod:`gantk.hookspecs`);
+- :func:`get_registry` gives the registry of installed plugins;
+- the protocols :class:`DataSpec`, :class:`DiscriminatorOutput`, :class:`LossTerm`, ...;
+- :func:`load_generator` rebuilds an exported generator from its safetensors file.
+
+Heavy modules (torch) load on first use of the names that need them, so that ``gantk list``
+stays quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+
+from gantk.errors import AmbiguousNameError, GantkError, UnknownNameError, UsageError
+from gantk.hookspecs import hookimpl, hookspec
+from gantk.registry import KINDS, Registry, get_registry
+
+try:
+    __version__ = importlib.metadata.version("gantk")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+# name -> module that defines it; imported on first access (PEP 562).
+_LAZY = {
+    "DataSpec": "gantk.protocols",
+    "Dataset": "gantk.protocols",
+    "DiscriminatorOutput": "gantk.protocols",
+    "LossTerm": "gantk.protocols",
+    "DiscriminatorStep": "gantk.protocols",
+    "Generator": "gantk.protocols",
+    "Discriminator": "gantk.protocols",
+    "GeneratorStep": "gantk.protocols",
+    "load_generator": "gantk.export",
+    "export_generator": "gantk.export",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'gantk' has no attribute {name!r}")
+
+
+__all__ = [
+    "AmbiguousNameError", "GantkError", "KINDS", "Registry", "UnknownNameError", "UsageError",
+    "__version__", "get_registry", "hookimpl", "hookspec", *_LAZY,
+]

@@ -1,0 +1,122 @@
+"""The hooks a gantk plugin can implement (pluggy project name ``"gantk"``).
+
+A plugin is a module listed under the ``gantk`` entry-point group. It implements any of the
+hooks below, each marked with ``@gantk.hookimpl``. The seven ``register_*`` hooks receive one
+argument, ``register``, a callable with the signature::
+
+    register(name, factory, *, summary="", aliases=())
+
+- ``name``: the public name, matching ``[a-z0-9][a-z0-9_-]*`` (``+ * : =`` are reserved for the
+  composition syntax, e.g. ``hinge+0.5*contrastive`` and ``package:name``).
+- ``factory``: a callable that builds the component (see each hook for what it receives).
+- ``summary``: one line shown by ``gantk list``; defaults to the first line of the factory's docstring.
+- ``aliases``: extra names that resolve to the same factory.
+
+Hooks return nothing: everything goes through ``register``, so new keyword arguments can be
+added to it later without breaking existing plugins.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "gantk"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_generators(register):
+    """Register generator architectures.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(spec, **options)`` where ``spec`` is a :class:`gantk.DataSpec` and
+        ``options`` are architecture options (``z_dim``, ``width``, ``conditioning`` ...). It returns
+        an ``nn.Module`` with a ``z_dim`` attribute and ``forward(z, y=None) -> samples`` whose
+        samples have shape ``(B, *spec.shape)``.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_discriminators(register):
+    """Register discriminator architectures.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(spec, **options)`` and returns an ``nn.Module`` with a ``feature_dim``
+        attribute whose ``forward(x, y=None)`` returns a :class:`gantk.DiscriminatorOutput`
+        holding the adversarial ``logits`` (B,) and the penultimate ``features`` (B, F).
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_losses(register):
+    """Register loss terms (adversarial losses and regularisers).
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(spec, **options)`` and returns a :class:`gantk.LossTerm`: an
+        ``nn.Module`` (it may own parameters that train with the discriminator) with
+        ``discriminator_loss(ctx)`` and ``generator_loss(ctx)``. Terms compose by name on the
+        command line: ``hinge+0.5*r1``.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_conditionings(register):
+    """Register conditioning methods: how a class label enters the generator and discriminator.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(spec, **options)`` and returns a :class:`gantk.Conditioning`, which
+        architectures ask for the label-dependent layers they need.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register data sets.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(**options)`` (options such as ``data_root``, ``image_size``,
+        ``download``) and returns a :class:`gantk.Dataset`: a :class:`gantk.DataSpec` plus the
+        samples (and labels, if any) as tensors, or a ``torch.utils.data.Dataset`` for data too big
+        for memory.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register evaluation metrics.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(**options)`` and returns a callable metric that scores a generator
+        against a data set and returns a ``dict`` of named floats.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_presets(register):
+    """Register presets: named bundles of training choices that reproduce a paper or tutorial.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory takes
+        no arguments and returns a ``dict`` of training options (the same keys as the
+        ``gantk train`` options, e.g. ``{"gen": "dcgan", "loss": "wgan+10*gp", "n_critic": 5}``).
+        Options given explicitly on the command line override the preset.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_commands(app):
+    """Add commands to the ``gantk`` command line.
+
+    :param app: the root ``typer.Typer`` application. Add commands with ``@app.command()``
+        or sub-applications with ``app.add_typer(...)``. Use :class:`gantk.GantkError` for
+        errors so that the CLI prints a one-paragraph message instead of a traceback.
+    :returns: nothing.
+    """

@@ -1,0 +1,1 @@
+"""Architecture plugins: generators and discriminators."""

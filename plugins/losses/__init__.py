@@ -1,0 +1,1 @@
+"""Loss plugins: adversarial losses and regularisers."""

@@ -1,0 +1,1 @@
+"""Preset plugins: named bundles of training choices that reproduce a paper or tutorial."""

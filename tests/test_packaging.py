@@ -1,0 +1,63 @@
+"""Packaging: the wheel holds every package folder and nothing outside gantk/; the example plugin installs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+FOLDER_TO_PACKAGE = {"core": "gantk", "cli": "gantk/cli", "plugins": "gantk/plugins"}
+
+
+def package_folders() -> set[str]:
+    """Every source folder holding an __init__.py, as its path inside the wheel."""
+    found = set()
+    for folder, target in FOLDER_TO_PACKAGE.items():
+        for init in (REPO_ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(REPO_ROOT / folder).as_posix()
+            found.add(target if relative == "." else f"{target}/{relative}")
+    return found
+
+
+def pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_wheel_contains_every_package_and_nothing_outside_gantk(tmp_path):
+    built = pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT))
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("gantk-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    outside = [n for n in names if not (n.startswith("gantk/") or n.split("/")[0].endswith(".dist-info"))]
+    assert outside == []
+    in_wheel = {n.rsplit("/", 1)[0] for n in names if n.endswith("/__init__.py")}
+    assert package_folders() - in_wheel == set(), "add the missing packages to pyproject.toml"
+    sources = {f"{FOLDER_TO_PACKAGE[p.relative_to(REPO_ROOT).parts[0]]}/{Path(*p.relative_to(REPO_ROOT).parts[1:]).as_posix()}"
+               for folder in FOLDER_TO_PACKAGE for p in (REPO_ROOT / folder).rglob("*.py")}
+    assert sources - set(names) == set()
+    entry_points = [n for n in names if n.endswith("entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points[0]).decode()
+    assert "[gantk]" in text and "gantk.plugins.losses.hinge" in text
+
+
+@pytest.mark.network_install
+def test_pip_installed_example_plugin_shows_in_list(tmp_path):
+    target = tmp_path / "site"
+    installed = pip("install", "--no-deps", "--no-build-isolation", "-q", "--target", str(target),
+                    str(REPO_ROOT / "examples" / "gantk-example-plugin"))
+    assert installed.returncode == 0, installed.stderr
+    gantk_script = os.path.join(os.path.dirname(sys.executable), "gantk")
+    env = {**os.environ, "PYTHONPATH": str(target), "GANTK_STRICT_PLUGINS": "1"}
+    listed = subprocess.run([gantk_script, "list", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    from_example = {(e["kind"], e["name"]) for e in json.loads(listed.stdout) if e["package"] == "gantk-example-plugin"}
+    assert ("generator", "resmlp") in from_example and ("loss", "rsgan") in from_example
+    without = subprocess.run([gantk_script, "list", "--json"], capture_output=True, text=True, timeout=120)
+    assert all(e["package"] != "gantk-example-plugin" for e in json.loads(without.stdout))
