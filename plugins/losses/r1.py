@@ -1,0 +1,55 @@
+"""The R1 regulariser (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?").
+
+``(γ/2) E ‖∇ₓ D(x)‖²`` on real data only. The term returns ``½ E ‖∇ₓ D(x)‖²``; γ is its weight in
+the loss expression (10 by default: ``ns+r1`` means ``ns+10*r1``). ``every=k`` runs it lazily,
+every k-th discriminator step with its weight multiplied by k (Karras et al. 2020, StyleGAN2).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+import gantk
+from gantk.plugins.losses.gp import input_gradients
+from gantk.protocols import DataSpec, DiscriminatorStep, LossTerm
+
+
+def r1_penalty(gradients: Tensor) -> Tensor:
+    """½ E ‖g‖₂² over the batch, ``gradients`` of shape (B, ...)."""
+    return 0.5 * gradients.float().flatten(1).pow(2).sum(dim=1).mean()  # ½ E ‖∇ₓ D(x)‖²
+
+
+class R1Penalty(LossTerm):
+    """R1 gradient penalty on real data (Mescheder et al. 2018)."""
+
+    needs = frozenset({"real_grad"})
+    default_weight = 10.0
+
+    def __init__(self, every: int = 1) -> None:
+        super().__init__()
+        self.every = every
+
+    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+        if not step.real.requires_grad:
+            raise gantk.UsageError(
+                "The loss term 'r1' needs gradients with respect to the real samples, but this training "
+                "procedure passed real samples that do not require grad. Use the default noise-to-sample "
+                "step, which enables them for terms that need 'real_grad', or drop 'r1' from the loss.")
+        return r1_penalty(input_gradients(step.real_out.logits, step.real))
+
+    def options(self) -> dict:
+        return {"every": self.every}
+
+
+def build_r1(spec: DataSpec, *, every: int = 1) -> R1Penalty:
+    """R1 penalty (Mescheder 2018): (γ/2) E‖∇D(x)‖² on real data, γ = 10 by default; every=k runs it lazily."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise gantk.UsageError(f"The loss 'r1' option every must be a whole number ≥ 1 (run the penalty every "
+                               f"that many discriminator steps, e.g. every=16), got {every!r}.")
+    return R1Penalty(every)
+
+
+@gantk.hookimpl
+def register_losses(register):
+    register("r1", build_r1, summary="R1 penalty on real data (Mescheder 2018), weight 10 by default; "
+                                     "option every for lazy regularisation")
