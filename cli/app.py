@@ -6,13 +6,16 @@ modules and are added here; plugin packages add more through the ``register_comm
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Optional
 
 import typer
 
 import gantk
-from gantk.cli import listing
-from gantk.cli.errors import GantkGroup
+from gantk.cli import listing, models, train
+from gantk.cli.errors import DEBUG_ENV, GantkGroup
+from gantk.errors import GantkError
 from gantk.registry import Registry, get_registry
 
 
@@ -43,6 +46,8 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
     )
     app.callback()(_root)
     listing.add_commands(app)
+    train.add_commands(app)
+    models.add_commands(app)
     registry = registry or get_registry()
     registry.call_hook("register_commands", lambda source: {"app": app})
     return app
@@ -50,7 +55,14 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point."""
-    build_app()(prog_name="gantk")
+    try:
+        app = build_app()
+    except GantkError as error:  # e.g. a broken plugin under GANTK_STRICT_PLUGINS=1
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in sys.argv:
+            raise
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    app(prog_name="gantk")
 
 
 if __name__ == "__main__":  # pragma: no cover

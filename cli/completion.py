@@ -9,7 +9,7 @@ from gantk.registry import KINDS, get_registry
 #: Plural and short spellings accepted wherever a kind is named.
 KIND_ALIASES = {
     **{kind: kind for kind in KINDS},
-    **{f"{kind}s": kind for kind in KINDS},
+    **{f"{kind}s": kind for kind in KINDS if kind != "loss"},
     "losses": "loss", "gen": "generator", "disc": "discriminator", "gens": "generator", "discs": "discriminator",
 }
 

@@ -69,8 +69,9 @@ def register_conditionings(register):
     """Register conditioning methods: how a class label enters the generator and discriminator.
 
     :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
-        called as ``factory(spec, **options)`` and returns a :class:`gantk.Conditioning`, which
-        architectures ask for the label-dependent layers they need.
+        called as ``factory(spec, **options)`` and returns the conditioning method, which
+        architectures ask for the label-dependent layers they need (the conditioning protocol
+        arrives with gantk's conditional GAN support; until then this hook only registers names).
     :returns: nothing.
     """
 
@@ -80,8 +81,8 @@ def register_datasets(register):
     """Register data sets.
 
     :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
-        called as ``factory(**options)`` (options such as ``data_root``, ``image_size``,
-        ``download``) and returns a :class:`gantk.Dataset`: a :class:`gantk.DataSpec` plus the
+        called as ``factory(*, data_root=None, image_size=None, download=False)`` (it must accept
+        these three keywords; a data set that needs no files ignores ``data_root``) and returns a :class:`gantk.Dataset`: a :class:`gantk.DataSpec` plus the
         samples (and labels, if any) as tensors, or a ``torch.utils.data.Dataset`` for data too big
         for memory.
     :returns: nothing.

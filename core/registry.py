@@ -17,6 +17,7 @@ failure is recorded for ``gantk plugins``, and every other plugin keeps working.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib.metadata
 import os
@@ -157,6 +158,7 @@ class Registry:
         if source is None:
             module = getattr(plugin, "__name__", type(plugin).__name__)
             source = PluginSource(normalise_package(module.split(".")[0]), "", module, module)
+        source = dataclasses.replace(source, package=normalise_package(source.package))
         key = key or f"{source.package}:{source.entry_point}"
         if self.plugin_manager.is_registered(plugin):
             return

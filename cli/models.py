@@ -1,0 +1,76 @@
+"""``gantk sample``, ``gantk export`` and ``gantk info``: working with trained generators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from gantk.errors import UsageError
+
+
+def sample_command(
+    model: str = typer.Argument(..., help="An exported generator (.safetensors), a run directory, or a run name."),
+    n: int = typer.Option(64, "--n", help="How many samples."),
+    seed: int = typer.Option(0, help="Seed of the latent noise (same seed, same samples)."),
+    out: Path = typer.Option(Path("samples.png"), help="Output: .png picture, .npz or .safetensors raw samples."),
+    label: Optional[int] = typer.Option(None, help="Generate this class (conditional generators)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+) -> None:
+    """Draw samples from a trained generator."""
+    import torch
+
+    from gantk.export import load_generator
+    from gantk.sampling import draw, resolve_model, write_samples
+
+    if n < 1:
+        raise UsageError(f"--n must be at least 1, got {n}.")
+    generator = load_generator(resolve_model(model, runs_dir), device=device)
+    labels = None
+    if label is not None:
+        classes = generator.spec.num_classes
+        if not 0 <= label < classes:
+            raise UsageError(f"--label {label} is out of range: this generator knows {classes} classes"
+                             + (f" (0 to {classes - 1})." if classes else "; it is unconditional, drop --label."))
+        labels = torch.full((n,), label, dtype=torch.long)
+    samples = draw(generator, n, seed=seed, labels=labels, device=device)
+    written = write_samples(samples, labels, generator.spec, out)
+    typer.echo(f"Wrote {n} samples to {written}")
+
+
+def export_command(
+    run: str = typer.Argument(..., help="A run directory or a run name under --runs-dir."),
+    out: Optional[Path] = typer.Option(None, help="Output file (default: <run>/generator.safetensors)."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+) -> None:
+    """Export a run's generator (EMA weights when present) from its newest checkpoint to safetensors."""
+    from gantk.run_dir import find_run
+    from gantk.run_export import export_run
+
+    written = export_run(find_run(run, runs_dir), out)
+    typer.echo(f"Exported {written}")
+
+
+def info_command(path: Path = typer.Argument(..., help="A generator export or a checkpoint (.safetensors).")) -> None:
+    """Print what a gantk safetensors file holds: kind, plugin, version, config, tensors."""
+    from gantk.safetensors_io import read_safetensors
+
+    tensors, metadata = read_safetensors(path)
+    typer.echo(f"file: {path}")
+    for key, value in sorted(metadata.items()):
+        if key in ("gantk.config", "gantk.state"):
+            continue
+        typer.echo(f"{key}: {value}")
+    if "gantk.config" in metadata:
+        typer.echo("gantk.config: " + json.dumps(json.loads(metadata["gantk.config"]), indent=2, sort_keys=True))
+    parameters = sum(t.numel() for t in tensors.values())
+    typer.echo(f"tensors: {len(tensors)} ({parameters:,} values)")
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("sample")(sample_command)
+    app.command("export")(export_command)
+    app.command("info")(info_command)

@@ -1,0 +1,170 @@
+"""Shared pieces of the built-in architectures: option checks, layer factories, weight init, module bases.
+
+Private to ``gantk.plugins.architectures``. Option values arrive as Python values from the
+engine (``--gen-option hidden=128,256`` is already ``(128, 256)``), from presets, or from a
+``config.json`` (lists instead of tuples); the checks here accept all of those and turn a bad
+value into a :class:`gantk.UsageError` naming the architecture, the option and what it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from gantk.errors import UsageError
+from gantk.protocols import DiscriminatorOutput
+
+ACTIVATIONS = ("relu", "lrelu")
+CONV_NORMS = ("batch", "none", "layer", "instance")
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+# --------------------------------------------------------------------------- option checks
+def _bad(arch: str, name: str, value: Any, expected: str) -> UsageError:
+    return UsageError(f"The {arch} option '{name}' must be {expected}, got {value!r}.")
+
+
+def positive_int(arch: str, name: str, value: Any) -> int:
+    """``value`` as an int ≥ 1 (bools and fractional numbers are refused)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad(arch, name, value, "a positive integer")
+    return value
+
+
+def as_bool(arch: str, name: str, value: Any) -> bool:
+    """``value`` as a bool; also takes 0/1 and the words true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _bad(arch, name, value, "true or false")
+
+
+def choice(arch: str, name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` as one of ``choices`` (case-insensitive)."""
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise _bad(arch, name, value, "one of " + ", ".join(choices))
+
+
+def sequence_of(value: Any) -> list[Any]:
+    """A comma string, a single value or a sequence, as a list of items (strings stripped)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def int_list(arch: str, name: str, value: Any) -> list[int]:
+    """A non-empty list of positive ints from ``(128, 256)``, ``[128, 256]``, ``"128,256"`` or ``128``."""
+    items = sequence_of(value)
+    if not items:
+        raise _bad(arch, name, value, "one or more positive integers such as 128,256")
+    try:
+        return [positive_int(arch, name, item) for item in items]
+    except UsageError:
+        raise _bad(arch, name, value, "one or more positive integers such as 128,256") from None
+
+
+# --------------------------------------------------------------------------- layers
+def make_activation(name: str) -> nn.Module:
+    """``relu`` or ``lrelu`` (LeakyReLU with slope 0.2, as in DCGAN's discriminator)."""
+    return nn.ReLU() if name == "relu" else nn.LeakyReLU(0.2)
+
+
+def conv_norm(kind: str, channels: int) -> nn.Module | None:
+    """The normalisation after a conv: BatchNorm, layer norm over (C, H, W), instance norm, or None.
+
+    Layer norm is ``GroupNorm(1, C)``: statistics over each sample's whole map with a per-channel
+    affine, the per-sample normalisation WGAN-GP critics use (Gulrajani et al. 2017).
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return None
+
+
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+@torch.no_grad()
+def dcgan_init_(module: nn.Module) -> nn.Module:
+    """DCGAN's initialisation (Radford et al. 2016, §4): every conv/linear weight N(0, 0.02), biases 0;
+    every normalisation's scale γ N(1, 0.02) and shift β 0. Returns ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, _WEIGHTED):
+            nn.init.normal_(layer.weight, 0.0, 0.02)
+        elif isinstance(layer, _NORMS) and getattr(layer, "weight", None) is not None:
+            nn.init.normal_(layer.weight, 1.0, 0.02)
+        else:
+            continue
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+def spectral_normalise_(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear layer of ``module``.
+
+    Call it after initialising the weights: the parametrisation keeps the initialised weight
+    (as ``parametrizations.weight.original``) and divides it by its largest singular value.
+    """
+    for layer in [m for m in module.modules() if isinstance(m, _WEIGHTED)]:
+        spectral_norm(layer)
+    return module
+
+
+# --------------------------------------------------------------------------- module bases
+class LatentGenerator(nn.Module):
+    """A generator that is one network ``net`` from latents (B, z_dim) to samples; labels are ignored.
+
+    ``options`` holds the resolved factory options, which the engine records to rebuild the module.
+    """
+
+    def __init__(self, z_dim: int, net: nn.Module, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = net
+        self.options = options
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:  # y: conditioning comes later
+        return self.net(z)
+
+
+class BackboneDiscriminator(nn.Module):
+    """A discriminator made of a ``body`` (input → last hidden activation) and a ``head`` (→ one logit).
+
+    The features are the flattened body output, the head's input; the logits are raw scores
+    (no sigmoid: every gantk loss works on logits). Labels are ignored.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Module, feature_dim: int, options: dict[str, Any]) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.feature_dim = feature_dim
+        self.options = options
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> DiscriminatorOutput:  # y: conditioning comes later
+        hidden = self.body(x)
+        logits = self.head(hidden).flatten()  # (B, 1) or (B, 1, 1, 1) -> (B,)
+        return DiscriminatorOutput(logits, hidden.flatten(1))
+
+
+def pairs(sizes: Iterable[int]) -> list[tuple[int, int]]:
+    """Consecutive (in, out) pairs of a list of layer sizes."""
+    sizes = list(sizes)
+    return list(zip(sizes, sizes[1:]))

@@ -1,0 +1,134 @@
+"""The ``mlp`` generator and discriminator: fully connected networks for vectors and small images.
+
+The original GAN's networks (Goodfellow et al. 2014, "Generative Adversarial Nets",
+arXiv:1406.2661) and the conditional GAN's (Mirza & Osindero 2014, "Conditional Generative
+Adversarial Nets", arXiv:1411.1784) are MLPs. G: z → hidden layers → ``spec.flat_dim``, reshaped
+to ``spec.shape``, tanh for images (which live in [-1, 1]) and linear for vectors (which keep
+their own units). D: flattened x → hidden layers → one logit (no sigmoid); its features are the
+last hidden activation. A hidden layer is Linear → [BatchNorm] → activation → [Dropout].
+
+Every option left unset takes its default from the kind of data, so that the two tutorials the
+presets reproduce are the defaults (ALGORITHMS.md §3):
+
+    option          vectors (D,): the 1-D toy GAN   images (C, H, W): the CGAN tutorial
+    z_dim (G)       10                              100
+    hidden (G)      50,50                           128,256,512,1024
+    hidden (D)      50,50                           512,512,512
+    activation      relu                            lrelu (LeakyReLU, slope 0.2)
+    batchnorm (G)   false                           true: BatchNorm1d on every hidden layer but the first
+    dropout (D)     0                               0.4 on every hidden layer but the first
+
+``hidden`` takes a tuple/list of ints or a comma string (``"128,256"``). ``dropout`` takes one
+rate, applied to every hidden layer but the first (as the CGAN tutorial's D has it on its 2nd and
+3rd), or one rate per hidden layer (``0.2,0.4,0.4``). BatchNorm uses PyTorch's default eps (1e-5)
+and momentum (0.1): the tutorial's ``BatchNorm1d(n, 0.8)`` sets eps = 0.8 by mistake. A linear
+layer followed by BatchNorm has no bias (BatchNorm's shift replaces it). Weights keep PyTorch's
+default initialisation, as in both tutorials.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch import nn
+
+import gantk
+from gantk.errors import UsageError
+from gantk.plugins.architectures._layers import (
+    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, as_bool, choice, int_list, pairs,
+    make_activation, positive_int, sequence_of, spectral_normalise_,
+)
+from gantk.protocols import DataSpec
+
+ARCH = "mlp"
+VECTOR_DEFAULTS = {"z_dim": 10, "g_hidden": (50, 50), "d_hidden": (50, 50), "activation": "relu",
+                   "batchnorm": False, "dropout": 0.0}
+IMAGE_DEFAULTS = {"z_dim": 100, "g_hidden": (128, 256, 512, 1024), "d_hidden": (512, 512, 512),
+                  "activation": "lrelu", "batchnorm": True, "dropout": 0.4}
+
+
+def defaults_for(spec: DataSpec, key: str, value: Any) -> Any:
+    """``value`` if the user set it, else the default for the spec's kind of data."""
+    if value is not None:
+        return value
+    return (IMAGE_DEFAULTS if spec.is_image else VECTOR_DEFAULTS)[key]
+
+
+def dropout_rates(value: Any, layers: int) -> list[float]:
+    """One dropout rate per hidden layer: a single rate goes on every layer but the first."""
+    single = isinstance(value, (int, float)) or (isinstance(value, str) and "," not in value)
+    expected = f"a rate in [0, 1) or {layers} comma-separated rates, one per hidden layer"
+    try:
+        rates = [float(item) for item in sequence_of(value)]
+    except (TypeError, ValueError):
+        raise UsageError(f"The {ARCH} option 'dropout' must be {expected}, got {value!r}.") from None
+    if single and len(rates) == 1:
+        rates = [0.0] + rates * (layers - 1)
+    if isinstance(value, bool) or len(rates) != layers or not all(0.0 <= r < 1.0 for r in rates):
+        raise UsageError(f"The {ARCH} option 'dropout' must be {expected}, got {value!r}.")
+    return rates
+
+
+def hidden_layers(sizes: Sequence[int], act: str, batchnorm: Sequence[bool],
+                  dropout: Sequence[float]) -> list[nn.Module]:
+    """Linear → [BatchNorm1d] → activation → [Dropout] for each consecutive pair of ``sizes``."""
+    layers: list[nn.Module] = []
+    for (n_in, n_out), norm, rate in zip(pairs(sizes), batchnorm, dropout):
+        layers.append(nn.Linear(n_in, n_out, bias=not norm))
+        if norm:
+            layers.append(nn.BatchNorm1d(n_out))  # default eps/momentum, not the tutorial's eps=0.8
+        layers.append(make_activation(act))
+        if rate > 0:
+            layers.append(nn.Dropout(rate))
+    return layers
+
+
+class MLPGenerator(LatentGenerator):
+    """MLP generator: ``net`` maps (B, z_dim) latents to (B, *spec.shape) samples."""
+
+
+class MLPDiscriminator(BackboneDiscriminator):
+    """MLP discriminator: ``body`` flattens x and ends at the last hidden activation, ``head`` is Linear → 1."""
+
+
+def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequence[int] | str | None = None,
+                        activation: str | None = None, batchnorm: bool | None = None) -> MLPGenerator:
+    """MLP generator (Goodfellow 2014; Mirza 2014): z → hidden → sample; tanh for images, linear for vectors."""
+    z_dim = positive_int(ARCH, "z_dim", defaults_for(spec, "z_dim", z_dim))
+    hidden = int_list(ARCH, "hidden", defaults_for(spec, "g_hidden", hidden))
+    act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
+    batchnorm = as_bool(ARCH, "batchnorm", defaults_for(spec, "batchnorm", batchnorm))
+    norms = [batchnorm and i > 0 for i in range(len(hidden))]  # BN on every hidden layer but the first
+    layers = hidden_layers([z_dim, *hidden], act, norms, [0.0] * len(hidden))
+    layers.append(nn.Linear(hidden[-1], spec.flat_dim))  # -> C·H·W (or D) values
+    if spec.is_image:
+        layers.append(nn.Tanh())
+    layers.append(nn.Unflatten(1, spec.shape))  # (B, flat_dim) -> (B, *spec.shape)
+    options = {"z_dim": z_dim, "hidden": hidden, "activation": act, "batchnorm": batchnorm}
+    return MLPGenerator(z_dim, nn.Sequential(*layers), options)
+
+
+def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None = None,
+                            activation: str | None = None, dropout: float | Sequence[float] | str | None = None,
+                            spectral_norm: bool = False) -> MLPDiscriminator:
+    """MLP discriminator (Goodfellow 2014; Mirza 2014): flattened x → hidden → one logit (no sigmoid)."""
+    hidden = int_list(ARCH, "hidden", defaults_for(spec, "d_hidden", hidden))
+    act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
+    rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
+    spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
+    body = nn.Sequential(nn.Flatten(1), *hidden_layers([spec.flat_dim, *hidden], act, [False] * len(hidden), rates))
+    options = {"hidden": hidden, "activation": act, "dropout": rates, "spectral_norm": spectral_norm}
+    discriminator = MLPDiscriminator(body, nn.Linear(hidden[-1], 1), hidden[-1], options)
+    return spectral_normalise_(discriminator) if spectral_norm else discriminator
+
+
+@gantk.hookimpl
+def register_generators(register):
+    register("mlp", build_mlp_generator,
+             summary="MLP generator (Goodfellow 2014): vectors 10→50→50 ReLU; images 100→128…1024 LReLU+BN, tanh")
+
+
+@gantk.hookimpl
+def register_discriminators(register):
+    register("mlp", build_mlp_discriminator,
+             summary="MLP discriminator (Goodfellow 2014): vectors 50,50 ReLU; images 512×3 LReLU, dropout 0.4")
