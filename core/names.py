@@ -32,4 +32,4 @@ def normalise_package(name: str) -> str:
 
 def close_matches(name: str, candidates: list[str], limit: int = 3) -> list[str]:
     """The few candidates that look most like ``name`` (for "Did you mean" messages)."""
-    return difflib.get_close_matches(name, candidates, n=limit, cutoff=0.6)
+    return difflib.get_close_matches(name, candidates, n=limit, cutoff=0.5)

@@ -87,7 +87,7 @@ def test_subprocess_list_and_strict_mode(fake_package, tmp_path):
 def test_subprocess_unknown_name_has_no_traceback():
     result = run_gantk("presets", "dcgn")
     assert result.returncode == 2
-    assert result.stderr.startswith("Error: Unknown preset 'dcgn'. Did you mean: dcgan?")
+    assert result.stderr.startswith("Error: Unknown preset 'dcgn'. Did you mean: dcgan")
     assert "Traceback" not in result.stderr
 
 

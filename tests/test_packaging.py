@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,7 +32,13 @@ def pip(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_wheel_contains_every_package_and_nothing_outside_gantk(tmp_path):
-    built = pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT))
+    source = tmp_path / "source"  # build from a copy so that the build leaves nothing in the work tree
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    for folder in FOLDER_TO_PACKAGE:
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    built = pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(source))
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("gantk-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -49,9 +56,12 @@ def test_wheel_contains_every_package_and_nothing_outside_gantk(tmp_path):
 
 @pytest.mark.network_install
 def test_pip_installed_example_plugin_shows_in_list(tmp_path):
+    # Build from a copy: an in-tree build would leave *.egg-info in src/, which the test session's
+    # sys.path would then expose as an installed plugin to every later test.
+    source = shutil.copytree(REPO_ROOT / "examples" / "gantk-example-plugin", tmp_path / "source",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = tmp_path / "site"
-    installed = pip("install", "--no-deps", "--no-build-isolation", "-q", "--target", str(target),
-                    str(REPO_ROOT / "examples" / "gantk-example-plugin"))
+    installed = pip("install", "--no-deps", "--no-build-isolation", "-q", "--target", str(target), str(source))
     assert installed.returncode == 0, installed.stderr
     gantk_script = os.path.join(os.path.dirname(sys.executable), "gantk")
     env = {**os.environ, "PYTHONPATH": str(target), "GANTK_STRICT_PLUGINS": "1"}

@@ -1,0 +1,91 @@
+"""Build a run's components (data, networks, loss, optimizers) from a :class:`TrainConfig`.
+
+Every check that can fail before training does so here, with a message that says what works:
+unknown names, options a plugin does not take, sizes an architecture cannot build, loss terms
+that need labels the data set lacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from gantk.config import OptimizerConfig, TrainConfig
+from gantk.errors import UsageError
+from gantk.export import ComponentRecord
+from gantk.factories import call_factory
+from gantk.loss_composition import CompositeLoss, build_loss, parse_loss_expression
+from gantk.protocols import DataSpec, Dataset
+from gantk.registry import Entry, Registry
+
+
+@dataclass
+class Components:
+    dataset: Dataset
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: CompositeLoss
+    generator_record: ComponentRecord
+    discriminator_record: ComponentRecord
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.dataset.spec
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise UsageError(f"Unknown device '{name}' ({error}). Use auto, cpu, cuda or cuda:N.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} asks for CUDA, but PyTorch sees no CUDA device here. Use --device cpu.")
+    return device
+
+
+def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, Any],
+                   required: str) -> tuple[nn.Module, ComponentRecord]:
+    module = call_factory(kind, entry.name, entry.factory, spec, **options)
+    if not isinstance(module, nn.Module) or not hasattr(module, required):
+        raise UsageError(f"The {kind} plugin '{entry.qualified_name}' did not return an nn.Module with a "
+                         f"'{required}' attribute; the plugin is broken, report it to its authors.")
+    resolved = dict(getattr(module, "options", options))
+    return module, ComponentRecord(kind, entry.name, entry.source.package, entry.source.version, resolved)
+
+
+def build_components(config: TrainConfig, registry: Registry) -> Components:
+    """Data set, G, D and the composite loss for ``config`` (on the CPU; the caller moves them)."""
+    # Look every name up before loading any data, so that a typo fails at once.
+    dataset_entry = registry.get("dataset", config.dataset)
+    generator_entry = registry.get("generator", config.gen)
+    discriminator_entry = registry.get("discriminator", config.disc)
+    for term in parse_loss_expression(config.loss):
+        registry.get("loss", term.name)
+    dataset = call_factory("dataset", dataset_entry.name, dataset_entry.factory, data_root=config.data_root,
+                           image_size=config.image_size, download=config.download)
+    spec = dataset.spec
+    generator, generator_record = _build_network(generator_entry, "generator", spec, config.gen_options, "z_dim")
+    discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,
+                                                         config.disc_options, "feature_dim")
+    loss = build_loss(config.loss, spec, config.loss_options, registry)
+    if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+        print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "
+              f"discriminator '{config.disc}' uses BatchNorm, which mixes samples; WGAN-GP critics use no "
+              "normalisation or layer norm (for dcgan: --disc-option norm=none).", file=sys.stderr)
+    return Components(dataset, generator, discriminator, loss, generator_record, discriminator_record)
+
+
+def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam (β₁, β₂ from the config), RMSprop (the WGAN paper's), or SGD with momentum β₁."""
+    parameters = list(parameters)
+    if config.name == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, betas=config.betas)
+    if config.name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=config.lr)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.betas[0])

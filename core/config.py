@@ -1,0 +1,127 @@
+"""The training configuration: every choice needed to rebuild a run, saved as ``config.json``.
+
+A run is fully described by a :class:`TrainConfig`. Presets give a partial dict of these fields;
+options given explicitly on the command line override the preset; the rest keep the defaults
+below. ``config.json`` in the run directory is ``TrainConfig.to_dict()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gantk.errors import UsageError
+
+
+@dataclass
+class OptimizerConfig:
+    """One network's optimizer: ``adam`` (Kingma & Ba 2015) or ``rmsprop`` (the WGAN paper's)."""
+
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        if self.name not in OPTIMIZERS:
+            raise UsageError(f"Unknown optimizer '{self.name}'. Choose one of: {', '.join(OPTIMIZERS)}.")
+        if not self.lr > 0:
+            raise UsageError(f"The learning rate must be positive, got {self.lr}.")
+
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``gantk train`` decides. Field names are the CLI's option names with ``_``."""
+
+    # what to train
+    gen: str = "dcgan"
+    disc: str | None = None  # None: the same name as ``gen``
+    loss: str = "ns"
+    dataset: str = "mnist5k"
+    gen_options: dict[str, Any] = field(default_factory=dict)
+    disc_options: dict[str, Any] = field(default_factory=dict)
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # term name -> options
+    data_root: str | None = None
+    image_size: int | None = None
+    download: bool = False
+    # how long and how
+    steps: int = 2000
+    batch_size: int = 64
+    n_critic: int = 1
+    g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    ema: float | None = 0.999  # β of the EMA of G; None disables it
+    precision: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    # what to write
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    num_samples: int = 64
+    tensorboard: bool = False
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("g_optimizer", "d_optimizer"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, OptimizerConfig(**value))
+        if self.disc is None:
+            self.disc = self.gen
+        for name in ("steps", "batch_size", "n_critic", "log_every", "sample_every", "checkpoint_every",
+                     "keep_checkpoints", "num_samples"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise UsageError(f"--ema must be between 0 and 1 (e.g. 0.999) or 'off', got {self.ema}.")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> "TrainConfig":
+        """A config from flat option names, as the CLI and presets use them.
+
+        ``g_opt``/``g_lr``/``g_betas`` and ``d_opt``/``d_lr``/``d_betas`` set each network's optimizer
+        (``lr``/``betas`` set both); every other key is a field of this class.
+        """
+        options = dict(options)
+        optimizers = {}
+        for side in ("g", "d"):
+            optimizer = OptimizerConfig()
+            values = {"name": options.pop(f"{side}_opt", optimizer.name),
+                      "lr": options.pop(f"{side}_lr", options.get("lr", optimizer.lr)),
+                      "betas": options.pop(f"{side}_betas", options.get("betas", optimizer.betas))}
+            optimizers[f"{side}_optimizer"] = OptimizerConfig(**values)
+        options.pop("lr", None)
+        options.pop("betas", None)
+        return cls.from_dict({**options, **optimizers})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(
+                f"Unknown training option(s) {', '.join(unknown)}. Valid options: {', '.join(sorted(known))}.")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -1,0 +1,97 @@
+"""The default per-step procedure: noise → sample GAN training (Goodfellow et al. 2014).
+
+One step is a discriminator phase (``n_critic`` updates) followed by one generator update. The
+loss terms decide how each loss is computed (including extra D passes, e.g. the gradient
+penalty); this object decides when. A different procedure (CycleGAN's two-generator step, say)
+implements the same three members and reuses the training loop unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from gantk.loss_composition import CompositeLoss
+from gantk.precision import autocast
+from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep
+
+
+class StepProcedure(Protocol):
+    """What the training loop needs from a per-step procedure."""
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def run(self, step: int) -> dict[str, Tensor]: ...
+
+
+class NoiseToSampleStep:
+    """n_critic discriminator updates on real batches and fresh fakes, then one generator update."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: CompositeLoss,
+                 g_optimizer: torch.optim.Optimizer, d_optimizer: torch.optim.Optimizer, batches, spec: DataSpec,
+                 *, n_critic: int, device: torch.device, dtype: torch.dtype | None) -> None:
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.batches, self.spec, self.n_critic = batches, spec, n_critic
+        self.device, self.dtype = device, dtype
+        self.real_grad = "real_grad" in loss.needs
+        self._d_side = [p for p in (*discriminator.parameters(), *loss.parameters()) if p.requires_grad]
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator, "loss": self.loss}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
+
+    def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        z = torch.randn(n, self.generator.z_dim, device=self.device)
+        labels = torch.randint(self.spec.num_classes, (n,), device=self.device) if self.spec.labelled else None
+        return z, labels
+
+    def _discriminator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        real, real_labels = self.batches.next()
+        z, fake_labels = self._noise(real.shape[0])
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            fake = self.generator(z, fake_labels)
+        if self.real_grad:
+            real = real.detach().requires_grad_(True)
+        with autocast(self.device, self.dtype):
+            context = DiscriminatorStep(real, fake, real_labels, fake_labels, self.discriminator(real, real_labels),
+                                        self.discriminator(fake, fake_labels), self.discriminator, step)
+            total, parts = self.loss.discriminator_loss(context)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.d_optimizer.step()
+        self.loss.after_discriminator_update(self.discriminator)
+        return total, parts
+
+    def _generator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        z, fake_labels = self._noise(self.batches.batch_size)
+        for parameter in self._d_side:  # D's weights get no gradient from G's loss: skip computing it
+            parameter.requires_grad_(False)
+        try:
+            with autocast(self.device, self.dtype):
+                fake = self.generator(z, fake_labels)
+                context = GeneratorStep(fake, fake_labels, self.discriminator(fake, fake_labels), self.discriminator, step)
+                total, parts = self.loss.generator_loss(context)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            total.backward()
+        finally:
+            for parameter in self._d_side:
+                parameter.requires_grad_(True)
+        self.g_optimizer.step()
+        return total, parts
+
+    def run(self, step: int) -> dict[str, Tensor]:
+        """One training step; returns the detached loss values (no host synchronisation)."""
+        self.generator.train()
+        self.discriminator.train()
+        for _ in range(self.n_critic):
+            d_total, d_parts = self._discriminator_update(step)
+        g_total, g_parts = self._generator_update(step)
+        # terms before totals, so that the non-finite guard names the term that failed first
+        return {**d_parts, "d/total": d_total.detach(), **g_parts, "g/total": g_total.detach()}

@@ -1,0 +1,127 @@
+"""Composite losses from expressions such as ``hinge+0.5*r1`` or ``wgan+10*gp``.
+
+Grammar: ``term ('+' term)*`` with ``term = [number '*'] name``; ``name`` may be qualified as
+``package:name``. A term without a number takes its own ``default_weight`` (``gp`` and ``r1``
+default to 10). The discriminator minimises ``Σ wᵢ·Lᴰᵢ`` and the generator ``Σ wᵢ·Lᴳᵢ``; every
+term's unweighted value is also reported on its own (``d/hinge``, ``d/r1``, ``g/hinge``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from gantk.errors import UsageError
+from gantk.factories import call_factory
+from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm, describe_needs
+
+_TERM = re.compile(r"^\s*(?:(?P<weight>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[A-Za-z0-9_.:-]+)\s*$")
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One parsed term: its name (possibly ``package:name``) and explicit weight, if any."""
+
+    name: str
+    weight: float | None
+
+    @property
+    def bare_name(self) -> str:
+        return self.name.rpartition(":")[2]
+
+
+def parse_loss_expression(expression: str) -> list[TermSpec]:
+    """``"hinge+0.5*r1"`` -> ``[TermSpec("hinge", None), TermSpec("r1", 0.5)]``."""
+    terms = []
+    for part in expression.split("+"):
+        match = _TERM.match(part)
+        if not match:
+            raise UsageError(
+                f"Cannot read the loss expression '{expression}' (at '{part.strip()}'). Write terms joined by "
+                "'+', each optionally weighted as NUMBER*NAME, e.g. 'hinge', 'hinge+0.5*r1' or 'wgan+10*gp'.")
+        weight = match.group("weight")
+        terms.append(TermSpec(match.group("name"), float(weight) if weight is not None else None))
+    names = [t.bare_name for t in terms]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"The loss expression '{expression}' names {', '.join(repeated)} more than once; "
+                         "give each term once with its total weight.")
+    return terms
+
+
+class CompositeLoss(nn.Module):
+    """A weighted sum of loss terms; owns the terms (and so any parameters they train with D)."""
+
+    def __init__(self, names: list[str], terms: list[LossTerm], weights: list[float]) -> None:
+        super().__init__()
+        self.names = names
+        self.terms = nn.ModuleList(terms)
+        self.weights = weights
+        for term in terms:
+            term.compose_with([other for other in terms if other is not term])
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return frozenset().union(*(term.needs for term in self.terms))
+
+    def describe(self) -> str:
+        return "+".join(f"{w:g}*{n}" if w != 1 else n for n, w in zip(self.names, self.weights))
+
+    def _combine(self, values: list[tuple[str, float, Tensor | None]], prefix: str) -> tuple[Tensor, dict[str, Tensor]]:
+        total: Tensor | None = None
+        parts: dict[str, Tensor] = {}
+        for name, weight, value in values:
+            if value is None:
+                continue
+            parts[f"{prefix}/{name}"] = value.detach()
+            total = weight * value if total is None else total + weight * value  # L = Σ wᵢ Lᵢ
+        if total is None:
+            raise UsageError(f"The loss '{self.describe()}' has no term that trains the "
+                             f"{'discriminator' if prefix == 'd' else 'generator'}; add an adversarial loss "
+                             "such as 'ns', 'hinge' or 'wgan' (e.g. 'hinge+0.5*r1').")
+        return total, parts
+
+    def discriminator_loss(self, step: DiscriminatorStep) -> tuple[Tensor, dict[str, Tensor]]:
+        values = []
+        for name, weight, term in zip(self.names, self.weights, self.terms):
+            if step.step % term.every:  # lazy regularisation: run every `every` steps, scaled up
+                continue
+            value = term.discriminator_loss(step)
+            values.append((name, weight * term.every, value))
+        return self._combine(values, "d")
+
+    def generator_loss(self, step: GeneratorStep) -> tuple[Tensor, dict[str, Tensor]]:
+        return self._combine([(n, w, t.generator_loss(step)) for n, w, t in zip(self.names, self.weights, self.terms)],
+                             "g")
+
+    def after_discriminator_update(self, discriminator: nn.Module) -> None:
+        for term in self.terms:
+            term.after_discriminator_update(discriminator)
+
+
+def build_loss(expression: str, spec: DataSpec, options: dict[str, dict[str, Any]], registry) -> CompositeLoss:
+    """Parse ``expression``, build each term from the registry with its options, check its needs."""
+    specs = parse_loss_expression(expression)
+    unused = sorted(set(options) - {t.bare_name for t in specs})
+    if unused:
+        raise UsageError(f"Loss options were given for {', '.join(unused)}, which is not a term of "
+                         f"'{expression}'. Use --loss-option TERM.KEY=VALUE with a TERM from the expression.")
+    terms, weights = [], []
+    for term_spec in specs:
+        entry = registry.get("loss", term_spec.name)
+        term = call_factory("loss", entry.name, entry.factory, spec, **options.get(term_spec.bare_name, {}))
+        if not isinstance(term, LossTerm):
+            raise UsageError(f"The loss plugin '{entry.qualified_name}' returned {type(term).__name__}, not a "
+                             "gantk.LossTerm; the plugin is broken, report it to its authors.")
+        if "labels" in term.needs and not spec.labelled:
+            raise UsageError(
+                f"The loss term '{entry.name}' needs {describe_needs(frozenset({'labels'}))}, but the data set "
+                f"'{spec.name}' has no labels. Use a labelled data set (e.g. --dataset mnist5k) or drop the term.")
+        terms.append(term)
+        weights.append(term_spec.weight if term_spec.weight is not None else term.default_weight)
+    return CompositeLoss([t.bare_name for t in specs], terms, weights)
+
+

@@ -1,0 +1,67 @@
+"""Loss values without a host sync per step: kept on the device, read back every N steps.
+
+:class:`MetricsLog` holds each step's detached 0-dim loss tensors. :meth:`flush` copies the
+whole window to the host in one transfer, checks every value is finite (naming the first step
+and term that is not), appends the window's means to ``metrics.jsonl`` and returns them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gantk.errors import GantkError
+
+
+class NonFiniteLossError(GantkError):
+    """A loss term became NaN or infinite (exit code 1)."""
+
+    def __init__(self, step: int, key: str, value: float, kept: str) -> None:
+        network = {"d": "discriminator", "g": "generator"}.get(key.split("/")[0], "")
+        term = key.split("/", 1)[-1]
+        super().__init__(
+            f"Training stopped at step {step}: the {network} loss term '{term}' is {value} (not finite). {kept} "
+            "Lower the learning rate, use --precision fp32, or add a regulariser (e.g. --loss hinge+0.5*r1); "
+            "then resume with --resume, or start again.")
+        self.step, self.key = step, key
+
+
+class MetricsLog:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.pending: list[tuple[int, dict[str, Tensor]]] = []
+        self.last: dict[str, float] = {}
+        self._window_start = time.perf_counter()
+
+    def add(self, step: int, values: dict[str, Tensor]) -> None:
+        self.pending.append((step, values))
+
+    def flush(self, extra: dict[str, Any] | None = None, kept: str = "") -> dict[str, float]:
+        """Read the window back, check it, write one metrics.jsonl line; returns the window means."""
+        if not self.pending:
+            return self.last
+        keys = [(step, key) for step, values in self.pending for key in values]
+        flat = torch.stack([values[key].float() for _, values in self.pending for key in values]).cpu().tolist()
+        sums: dict[str, list[float]] = {}
+        for (step, key), value in zip(keys, flat):
+            if not math.isfinite(value):
+                self.pending.clear()
+                raise NonFiniteLossError(step, key, value, kept)
+            sums.setdefault(key, []).append(value)
+        last_step = self.pending[-1][0]
+        elapsed = time.perf_counter() - self._window_start
+        means = {key: sum(v) / len(v) for key, v in sums.items()}
+        record = {"step": last_step, **means, "steps_per_s": len(self.pending) / max(elapsed, 1e-9), **(extra or {})}
+        if self.path is not None:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        self.pending.clear()
+        self._window_start = time.perf_counter()
+        self.last = record
+        return record

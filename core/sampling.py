@@ -1,0 +1,65 @@
+"""Draw samples from an exported generator and write them as a picture or as raw arrays."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from gantk.errors import GantkError, UsageError
+from gantk.safetensors_io import write_atomic, write_safetensors
+from gantk.visuals import save_samples
+
+OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
+
+
+@torch.no_grad()
+def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = None, batch_size: int = 256,
+         device: str | torch.device = "cpu") -> Tensor:
+    """``n`` samples from ``generator`` with latents from a generator seeded by ``seed`` (same seed, same samples)."""
+    noise = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.z_dim, generator=noise)
+    chunks = []
+    for start in range(0, n, batch_size):
+        y = labels[start:start + batch_size].to(device) if labels is not None else None
+        chunks.append(generator(z[start:start + batch_size].to(device), y).float().cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path) -> Path:
+    """``.png``: a picture (grid, histogram or scatter); ``.npz``/``.safetensors``: the raw values."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"Cannot write samples to '{out}': use a file name ending in "
+                         f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors).")
+    if suffix == ".png":
+        return save_samples(samples, spec, out)
+    arrays = {"samples": samples}
+    if labels is not None:
+        arrays["labels"] = labels
+    if suffix == ".safetensors":
+        write_safetensors(out, arrays, {"format": "pt", "gantk.kind": "samples"})
+        return out
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.numpy() for k, v in arrays.items()})
+    write_atomic(out, buffer.getvalue())
+    return out
+
+
+def resolve_model(model: str, runs_root: Path) -> Path:
+    """A generator file from a path to one, a run directory, or a run name under ``runs_root``."""
+    for candidate in (Path(model), Path(runs_root) / model):
+        if candidate.is_file():
+            return candidate
+        if (candidate / "generator.safetensors").is_file():
+            return candidate / "generator.safetensors"
+        if (candidate / "config.json").is_file():
+            raise GantkError(f"The run '{candidate}' has no generator.safetensors yet (it may still be training). "
+                             f"Write one from its newest checkpoint with 'gantk export {candidate}'.")
+    raise GantkError(f"No generator found at '{model}'. Give an exported .safetensors file, a run directory, "
+                     f"or a run name under {runs_root} (e.g. latest).")

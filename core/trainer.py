@@ -1,0 +1,233 @@
+"""The training loop: counts steps, logs, draws samples, checkpoints, guards, exports.
+
+The per-step maths lives in a step procedure (:mod:`gantk.gan_step`); this loop decides when
+things happen and owns everything around them:
+
+- every ``log_every`` steps the losses are read back in one transfer (no host sync per step),
+  checked for NaN/inf and appended to ``metrics.jsonl``;
+- every ``sample_every`` steps a picture of samples from fixed noise (EMA generator if any);
+- every ``checkpoint_every`` steps an atomic checkpoint, after the losses were checked, so the
+  newest checkpoint is always a finite one;
+- Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with code 130;
+- at the end the generator (EMA weights when present) is exported to ``generator.safetensors``.
+
+Only rank 0 writes files (``RANK`` as set by torchrun).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantk.batches import make_batches
+from gantk.build import Components, build_components, make_optimizer, resolve_device
+from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
+from gantk.config import TrainConfig
+from gantk.ema import EMA
+from gantk.errors import GantkError
+from gantk.export import export_generator
+from gantk.gan_step import NoiseToSampleStep
+from gantk.metrics_log import MetricsLog
+from gantk.precision import describe, resolve_dtype
+from gantk.progress import TrainingProgress
+from gantk.registry import Registry, get_registry
+from gantk.run_dir import is_main_process, point_latest
+from gantk.visuals import save_samples
+
+GENERATOR_FILE = "generator.safetensors"
+COMPONENTS_FILE = "components.json"
+
+
+class TrainingInterrupted(GantkError):
+    """Ctrl-C or SIGTERM: the state was saved; exit code 130."""
+
+    exit_code = 130
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    seconds: float
+    exported: Path | None
+    metrics: dict[str, Any]
+
+
+class _StopRequest:
+    """Turns the first SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class Trainer:
+    """Builds a run from its config and trains it (``resume=True`` continues from its last checkpoint)."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, *, registry: Registry | None = None,
+                 resume: bool = False, show_progress: bool = True) -> None:
+        self.config, self.run_dir, self.show_progress = config, Path(run_dir), show_progress
+        self.main = is_main_process()
+        torch.manual_seed(config.seed)
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.precision, self.device)
+        self.components: Components = build_components(config, registry or get_registry())
+        c = self.components
+        self.generator = c.generator.to(self.device)
+        self.discriminator = c.discriminator.to(self.device)
+        self.loss = c.loss.to(self.device)
+        self.ema = EMA(self.generator, config.ema) if config.ema else None
+        g_optimizer = make_optimizer(config.g_optimizer, self.generator.parameters())
+        d_optimizer = make_optimizer(config.d_optimizer, [*self.discriminator.parameters(), *self.loss.parameters()])
+        self.batches = make_batches(c.dataset, config.batch_size, self.device)
+        self.procedure = NoiseToSampleStep(self.generator, self.discriminator, self.loss, g_optimizer, d_optimizer,
+                                           self.batches, c.spec, n_critic=config.n_critic, device=self.device,
+                                           dtype=self.dtype)
+        self.step = 0
+        if resume:
+            self._restore()
+        noise = torch.Generator().manual_seed(config.seed)
+        self.fixed_z = torch.randn(config.num_samples, self.generator.z_dim, generator=noise).to(self.device)
+        self.fixed_labels = (torch.arange(config.num_samples, device=self.device) % c.spec.num_classes
+                             if c.spec.labelled else None)
+        self.reference = c.dataset.samples[:2000] if c.dataset.samples is not None and not c.spec.is_image else None
+
+    # ----------------------------------------------------------------- state
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        modules = dict(self.procedure.modules())
+        if self.ema is not None:
+            modules["ema"] = self.ema.model
+        return modules
+
+    def _extra_state(self) -> dict[str, Any]:
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"step": self.step, "rng": rng, "batches": self.batches.state()}
+
+    def _restore(self) -> None:
+        if self.main:
+            remove_partial_files(self.run_dir)
+        checkpoint = load_latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            raise GantkError(f"Cannot resume '{self.run_dir}': it has no readable checkpoint in "
+                             f"{self.run_dir / 'checkpoints'}. Start a new run instead.")
+        for name, module in self._modules().items():
+            checkpoint.restore_module(name, module)
+        for name, optimizer in self.procedure.optimizers().items():
+            checkpoint.restore_optimizer(name, optimizer)
+        extra = checkpoint.extra()
+        torch.set_rng_state(extra["rng"]["cpu"])
+        if "cuda" in extra["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(extra["rng"]["cuda"], self.device)
+        self.batches.load_state(extra["batches"])
+        self.step = int(extra["step"])
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.main:
+            return None
+        return save_checkpoint(self.run_dir, self.step, self._modules(), self.procedure.optimizers(),
+                               self._extra_state(), self.config.keep_checkpoints)
+
+    def sample_generator(self) -> torch.nn.Module:
+        return self.ema.model if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def save_sample_picture(self) -> Path | None:
+        if not self.main:
+            return None
+        generator = self.sample_generator()
+        was_training = generator.training
+        generator.eval()
+        samples = generator(self.fixed_z, self.fixed_labels)
+        generator.train(was_training)
+        return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
+                            reference=self.reference, title=f"step {self.step}")
+
+    def export(self) -> Path | None:
+        if not self.main:
+            return None
+        return export_generator(self.run_dir / GENERATOR_FILE, self.sample_generator(),
+                                self.components.generator_record, self.components.spec,
+                                extra={"ema": self.ema is not None, "step": self.step,
+                                       "dataset": self.config.dataset})
+
+    def _save_components(self) -> None:
+        """``components.json``: the data spec and how to rebuild G and D (used by 'gantk export')."""
+        c = self.components
+        record = {"spec": c.spec.to_dict(), "generator": dataclasses.asdict(c.generator_record),
+                  "discriminator": dataclasses.asdict(c.discriminator_record), "ema": self.ema is not None}
+        (self.run_dir / COMPONENTS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+    def _kept_message(self) -> str:
+        saved = list_checkpoints(self.run_dir)
+        if not saved:
+            return "No checkpoint had been written yet."
+        return f"The last good checkpoint, {saved[-1][1]}, is kept."
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> TrainResult:
+        config, started = self.config, time.perf_counter()
+        log = MetricsLog(self.run_dir / "metrics.jsonl" if self.main else None)
+        if self.main:
+            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            config.save(self.run_dir / "config.json")
+            self._save_components()
+            point_latest(self.run_dir)
+        progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main)
+        first_step = self.step
+        try:
+            with _StopRequest() as stop:
+                while self.step < config.steps:
+                    values = self.procedure.run(self.step + 1)
+                    self.step += 1
+                    if self.ema is not None:
+                        self.ema.update()
+                    log.add(self.step, values)
+                    progress.advance(self.step)
+                    last = self.step == config.steps
+                    checkpoint_due = self.step % config.checkpoint_every == 0 or last or stop.requested
+                    if self.step % config.log_every == 0 or checkpoint_due:
+                        progress.report(self.step, log.flush(kept=self._kept_message()))
+                    if self.step % config.sample_every == 0 or last:
+                        self.save_sample_picture()
+                    if checkpoint_due:
+                        self.save_checkpoint()
+                    if stop.requested:
+                        raise TrainingInterrupted(
+                            f"Interrupted at step {self.step}; the run was saved to {self.run_dir}. Continue it with "
+                            f"'gantk train --resume {self.run_dir}'.")
+        finally:
+            progress.close()
+        exported = self.export()
+        seconds = time.perf_counter() - started
+        if self.main:
+            summary = {"steps": self.step, "seconds": seconds,
+                       "steps_per_s": (self.step - first_step) / max(seconds, 1e-9),
+                       "precision": describe(self.dtype), "device": str(self.device),
+                       "threads": torch.get_num_threads()}
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return TrainResult(self.run_dir, self.step, seconds, exported, log.last)

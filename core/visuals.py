@@ -1,0 +1,71 @@
+"""Pictures of samples: image grids, and plots for 1-D and 2-D vector data.
+
+Images use torchvision's grid (values in [-1, 1] mapped to [0, 1]). 1-D samples become a
+histogram over the real data's histogram; 2-D samples a scatter plot over the real points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gantk.protocols import DataSpec
+
+
+def save_samples(samples: Tensor, spec: DataSpec, path: Path, *, reference: Tensor | None = None,
+                 nrow: int | None = None, title: str = "") -> Path:
+    """Save ``samples`` (B, *spec.shape) as a PNG suited to the data kind; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = samples.detach().float().cpu()
+    if spec.is_image:
+        from torchvision.utils import save_image  # torchvision takes a second to import: only when drawing
+
+        nrow = nrow or max(1, int(round(samples.shape[0] ** 0.5)))
+        save_image(samples, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        return path
+    _save_plot(samples, spec, path, reference, title)
+    return path
+
+
+def _save_plot(samples: Tensor, spec: DataSpec, path: Path, reference: Tensor | None, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    reference = reference.detach().float().cpu() if reference is not None else None
+    if spec.shape[0] == 1:
+        values = samples[:, 0]
+        low, high = _range(values, reference[:, 0] if reference is not None else None)
+        bins = torch.linspace(low, high, 51).tolist()
+        if reference is not None:
+            axes.hist(reference[:, 0].numpy(), bins=bins, density=True, alpha=0.45, color="tab:gray", label="real")
+        axes.hist(values.numpy(), bins=bins, density=True, alpha=0.65, color="tab:blue", label="generated")
+        axes.set_xlabel("x")
+        axes.set_ylabel("density")
+        axes.legend(loc="upper right")
+    else:
+        if reference is not None:
+            axes.scatter(reference[:, 0].numpy(), reference[:, 1].numpy(), s=3, c="tab:gray", alpha=0.3, label="real")
+        axes.scatter(samples[:, 0].numpy(), samples[:, 1].numpy(), s=3, c="tab:blue", alpha=0.7, label="generated")
+        axes.set_aspect("equal", adjustable="datalim")
+        axes.legend(loc="upper right", markerscale=4)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _range(values: Tensor, reference: Tensor | None) -> tuple[float, float]:
+    both = values if reference is None else torch.cat([values, reference])
+    finite = both[torch.isfinite(both)]
+    if finite.numel() == 0:
+        return -1.0, 1.0
+    low, high = torch.quantile(finite, 0.001).item(), torch.quantile(finite, 0.999).item()
+    pad = 0.1 * (high - low) + 1e-3
+    return low - pad, high + pad

@@ -1,0 +1,96 @@
+"""Helpers shared by the image data sets: finding and reading files, scaling to [-1, 1], resizing.
+
+Every image data set hands its raw pixels (any integer or float tensor of shape (N, C, H, W)
+with a known maximum) to :func:`image_dataset`, which scales them to [-1, 1] (0 → -1, max → 1,
+the range of a tanh output), resizes them to ``image_size`` × ``image_size`` when asked
+(antialiased bilinear) and wraps them in a :class:`gantk.protocols.Dataset`. The embedded data
+sets read CSV files that ship inside other packages with :func:`package_dir` (which locates a
+package without running its code) and :func:`read_pixel_csv`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gantk.errors import GantkError, UsageError
+from gantk.protocols import DataSpec, Dataset
+
+#: Class names of the digit data sets (digits, mnist5k, mnist).
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+
+
+def package_dir(package: str) -> Path | None:
+    """The install folder of a top-level package, found without importing it (None if not installed)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def read_pixel_csv(path: Path, side: int, package: str) -> tuple[Tensor, Tensor]:
+    """A gzipped CSV without header, one image per row (side² pixels, row-major, then the label).
+
+    Returns pixels (N, 1, side, side) float32 in the file's units and labels (N,) int64.
+    """
+    with gzip.open(path, "rb") as handle:
+        table = np.loadtxt(handle, delimiter=",", dtype=np.float32, ndmin=2)
+    if table.shape[1] != side * side + 1:
+        raise GantkError(f"'{path}' has {table.shape[1]} columns per row, not {side * side + 1} ({side}x{side} "
+                         f"pixels and a label). Reinstall it with: pip install --force-reinstall {package}")
+    pixels = torch.from_numpy(table[:, :-1].copy()).reshape(-1, 1, side, side)
+    return pixels, torch.from_numpy(table[:, -1].astype(np.int64))
+
+
+def check_image_size(image_size: int | None) -> int | None:
+    """``image_size`` as a positive int (or None); a usage error otherwise."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, bool) or int(image_size) != image_size or int(image_size) <= 0:
+        raise UsageError(f"--image-size must be a positive whole number of pixels, got {image_size!r}.")
+    return int(image_size)
+
+
+def require_folder(name: str, data_root: str | Path | None, needs: str, todo: str) -> Path:
+    """``data_root`` as an existing folder, or a one-paragraph error saying what ``name`` needs.
+
+    ``needs`` says what the data set reads; ``todo`` is the sentence on how to provide it.
+    """
+    if data_root is None:
+        raise GantkError(f"The data set '{name}' reads {needs} from a folder, and no folder was given. {todo}")
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise GantkError(f"The data set '{name}' reads {needs} from a folder, but '{root}' "
+                         f"{'is not a folder' if root.exists() else 'does not exist'}. {todo}")
+    return root
+
+
+def to_signed_unit(pixels: Tensor, max_value: float) -> Tensor:
+    """Pixels in [0, max_value] as float32 in [-1, 1]: 0 → -1 and max_value → 1 exactly."""
+    return pixels.to(torch.float32).div_(float(max_value)).mul_(2.0).sub_(1.0)
+
+
+def resize_square(images: Tensor, size: int | None) -> Tensor:
+    """(N, C, H, W) images resized to size × size (antialiased bilinear), kept inside [-1, 1]."""
+    if size is None or tuple(images.shape[-2:]) == (size, size):
+        return images
+    resized = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resized.clamp_(-1.0, 1.0)
+
+
+def image_dataset(name: str, pixels: Tensor, max_value: float, labels: Tensor | None,
+                  class_names: Sequence[str], image_size: int | None, description: str) -> Dataset:
+    """A :class:`Dataset` of images from raw (N, C, H, W) pixels in [0, max_value] and int labels."""
+    images = resize_square(to_signed_unit(pixels, max_value), check_image_size(image_size))
+    if labels is not None:
+        labels = labels.to(torch.int64)
+    spec = DataSpec(tuple(images.shape[1:]), len(class_names) if labels is not None else 0, name)
+    return Dataset(spec=spec, samples=images.contiguous(), labels=labels,
+                   class_names=tuple(class_names), description=description)
