@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from gantk.cli.completion import KIND_ALIASES, complete_kind, names_of
+from gantk.config import as_flags
 from gantk.errors import UsageError
 from gantk.names import close_matches
 from gantk.registry import KINDS, get_registry
@@ -40,6 +41,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List registered plugins: name, kind, summary and the package that provides each."""
+    if kind is not None and pattern is None and any(c in kind for c in "*?[") and kind.lower() not in KIND_ALIASES:
+        kind, pattern = None, kind  # 'gantk list "*gan*"': a pattern over every kind
     entries = get_registry().list(_resolve_kind(kind), pattern)
     if as_json:
         typer.echo(json.dumps([
@@ -48,7 +51,8 @@ def list_command(
             for e in entries], indent=2))
         return
     if not entries:
-        typer.echo("No plugins match." + (f" (kind {kind}, pattern {pattern!r})" if kind or pattern else ""))
+        criteria = [f"kind {kind}"] * bool(kind) + [f"pattern {pattern!r}"] * bool(pattern)
+        typer.echo("No plugins match" + (f" ({', '.join(criteria)})." if criteria else "."))
         return
     rows = [(e.name, e.kind, e.summary, e.source.label) for e in entries]
     typer.echo(_table(rows, ("name", "kind", "summary", "package")))
@@ -90,9 +94,8 @@ def presets_command(
     registry = get_registry()
     entries = [registry.get("preset", name)] if name else registry.list("preset")
     for entry in entries:
-        settings = entry.create()
         typer.echo(f"{entry.name}  ({entry.source.label}) {entry.summary}")
-        typer.echo("  " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()))
+        typer.echo(f"  {as_flags(entry.create())}")
 
 
 def add_commands(app: typer.Typer) -> None:

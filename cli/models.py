@@ -32,6 +32,10 @@ def sample_command(
     labels = None
     if label is not None:
         classes = generator.spec.num_classes
+        if not getattr(generator, "conditional", False):
+            raise UsageError(f"--label needs a class-conditional generator, but this '{generator.__class__.__name__}' "
+                             "ignores labels (it was trained unconditionally). Drop --label, or train a conditional "
+                             "model.")
         if not 0 <= label < classes:
             raise UsageError(f"--label {label} is out of range: this generator knows {classes} classes"
                              + (f" (0 to {classes - 1})." if classes else "; it is unconditional, drop --label."))

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from gantk.cli.completion import names_of
-from gantk.config import TrainConfig
+from gantk.config import TrainConfig, apply_overrides
 from gantk.errors import UsageError
 from gantk.option_values import parse_assignments, parse_term_assignments, parse_value
 from gantk.registry import get_registry
@@ -36,6 +36,18 @@ def _ema(text: str) -> Optional[float]:
     return float(value)
 
 
+def resumed_config(saved: TrainConfig, explicit: dict, run_dir: Path) -> TrainConfig:
+    """The saved config of a run being resumed, with the few options that may change."""
+    changed = sorted(set(explicit) - RESUMABLE)
+    if changed:
+        flags = ", ".join("--" + key.replace("_options", "-option").replace("_", "-") for key in changed)
+        allowed = ", ".join("--" + key.replace("_", "-") for key in sorted(RESUMABLE))
+        raise UsageError(f"A resumed run keeps its saved configuration; only {allowed} may change, but {flags} "
+                         "was given. Start a new run to change them.")
+    config = TrainConfig.from_dict({**saved.to_dict(), **explicit})
+    return config
+
+
 def train_command(
     preset: Optional[str] = typer.Option(None, help="A named bundle of options (see 'gantk presets'); flags override it.",
                                          autocompletion=names_of("preset")),
@@ -52,6 +64,7 @@ def train_command(
     gen_option: List[str] = typer.Option([], "--gen-option", "-G", help="Generator option KEY=VALUE (repeatable)."),
     disc_option: List[str] = typer.Option([], "--disc-option", "-D", help="Discriminator option KEY=VALUE (repeatable)."),
     loss_option: List[str] = typer.Option([], "--loss-option", "-L", help="Loss term option TERM.KEY=VALUE (repeatable)."),
+    data_option: List[str] = typer.Option([], "--data-option", "-O", help="Data set option KEY=VALUE (repeatable)."),
     steps: Optional[int] = typer.Option(None, help="Training steps (one D phase + one G update each)."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
     n_critic: Optional[int] = typer.Option(None, help="D updates per G update."),
@@ -60,9 +73,9 @@ def train_command(
     d_lr: Optional[float] = typer.Option(None, help="Discriminator learning rate."),
     g_opt: Optional[str] = typer.Option(None, help="Generator optimizer: adam, rmsprop or sgd."),
     d_opt: Optional[str] = typer.Option(None, help="Discriminator optimizer: adam, rmsprop or sgd."),
-    betas: Optional[str] = typer.Option(None, help="Adam betas of both networks, e.g. 0.5,0.999."),
-    g_betas: Optional[str] = typer.Option(None, help="Generator Adam betas."),
-    d_betas: Optional[str] = typer.Option(None, help="Discriminator Adam betas."),
+    betas: Optional[str] = typer.Option(None, help="Adam betas of both networks, e.g. 0.5,0.999 (SGD: β₁ is the momentum; RMSprop ignores them)."),
+    g_betas: Optional[str] = typer.Option(None, help="Generator betas."),
+    d_betas: Optional[str] = typer.Option(None, help="Discriminator betas."),
     ema: Optional[str] = typer.Option(None, help="EMA decay of G's weights (e.g. 0.999), or 'off'."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where fast), fp32, bf16 or fp16."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
@@ -92,35 +105,27 @@ def train_command(
         "gen_options": parse_assignments(gen_option, "--gen-option") or None,
         "disc_options": parse_assignments(disc_option, "--disc-option") or None,
         "loss_options": parse_term_assignments(loss_option, "--loss-option") or None,
+        "dataset_options": parse_assignments(data_option, "--data-option") or None,
     }.items() if value is not None}
     if ema is not None:  # 'off' is an explicit None
         explicit["ema"] = _ema(ema)
 
     if resume:
+        if name or preset:
+            raise UsageError("--resume continues an existing run under its own name and settings; drop "
+                             f"{'--name' if name else '--preset'}, or start a new run without --resume.")
         run_dir = find_run(resume, runs_dir)
-        saved = TrainConfig.load(run_dir / "config.json")
-        changed = sorted(set(explicit) - RESUMABLE)
-        if changed or preset:
-            raise UsageError(f"A resumed run keeps its saved configuration; only {', '.join(sorted(RESUMABLE))} may "
-                             f"change, but {', '.join(changed) or '--preset'} was given. Start a new run to change them.")
-        config = TrainConfig.from_dict({**saved.to_dict(), **explicit})
+        config = resumed_config(TrainConfig.load(run_dir / "config.json"), explicit, run_dir)
     else:
         options = get_registry().create("preset", preset) if preset else {}
-        if preset:
-            options["preset"] = preset
-        for key in ("gen_options", "disc_options"):  # flags add to a preset's architecture options
-            if key in explicit:
-                explicit[key] = {**options.get(key, {}), **explicit[key]}
-        if "gen" in explicit and "disc" not in explicit and "disc" in options:
-            options.pop("disc")  # --gen X without --disc means D = X, even over a preset
-        config = TrainConfig.from_options({**options, **explicit})
-        run_dir = new_run_dir(runs_dir, name, f"{config.gen}-{config.dataset}")
+        config = TrainConfig.from_options({**apply_overrides(options, explicit), "preset": preset})
+        stem = f"{config.gen.rpartition(':')[2]}-{config.dataset.rpartition(':')[2]}"
+        run_dir = new_run_dir(runs_dir, name, stem)
 
     trainer = Trainer(config, run_dir, resume=bool(resume), show_progress=not quiet)
     result = trainer.train()
-    rate = result.metrics.get("steps_per_s")
     typer.echo(f"Trained {config.gen}/{config.disc} with {config.loss} on {config.dataset} to step {result.step} "
-               f"in {result.seconds:.1f} s" + (f" ({rate:.1f} steps/s)" if rate else "") + ".")
+               f"in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s, {result.precision}).")
     typer.echo(f"Run: {result.run_dir}")
     typer.echo(f"Samples: {result.run_dir / 'samples'}")
     if result.exported:

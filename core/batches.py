@@ -69,8 +69,9 @@ class StreamBatches:
         return None
 
 
-def make_batches(dataset: Dataset, batch_size: int, device: torch.device) -> DeviceBatches | StreamBatches:
+def make_batches(dataset: Dataset, batch_size: int, device: torch.device,
+                 memory_format: torch.memory_format = torch.preserve_format) -> DeviceBatches | StreamBatches:
     if dataset.samples is not None:
         labels = dataset.labels.to(device) if dataset.labels is not None else None
-        return DeviceBatches(dataset.samples.to(device, torch.float32), labels, batch_size)
+        return DeviceBatches(dataset.samples.to(device, torch.float32, memory_format=memory_format), labels, batch_size)
     return StreamBatches(dataset.stream, batch_size, device)

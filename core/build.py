@@ -68,7 +68,7 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
     for term in parse_loss_expression(config.loss):
         registry.get("loss", term.name)
     dataset = call_factory("dataset", dataset_entry.name, dataset_entry.factory, data_root=config.data_root,
-                           image_size=config.image_size, download=config.download)
+                           image_size=config.image_size, download=config.download, **config.dataset_options)
     spec = dataset.spec
     generator, generator_record = _build_network(generator_entry, "generator", spec, config.gen_options, "z_dim")
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,

@@ -47,6 +47,7 @@ class TrainConfig:
     gen_options: dict[str, Any] = field(default_factory=dict)
     disc_options: dict[str, Any] = field(default_factory=dict)
     loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # term name -> options
+    dataset_options: dict[str, Any] = field(default_factory=dict)
     data_root: str | None = None
     image_size: int | None = None
     download: bool = False
@@ -125,3 +126,57 @@ class TrainConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+#: When an explicit option is given, these preset options no longer apply (they belong to what it replaced).
+_SUPERSEDES = {
+    "lr": ("g_lr", "d_lr"),
+    "betas": ("g_betas", "d_betas"),
+    "gen": ("gen_options",),
+    "disc": ("disc_options",),
+    "loss": ("loss_options",),
+    "dataset": ("dataset_options", "data_root", "image_size"),
+}
+
+
+def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[str, Any]:
+    """A preset's options overridden by explicit ones (flat option names, as in :meth:`TrainConfig.from_options`).
+
+    An explicit option replaces the preset's and also drops the preset options that belonged to
+    what it replaced: ``--lr`` beats the preset's ``g_lr``/``d_lr``; a new ``--gen``, ``--disc`` or
+    ``--loss`` drops the preset's options for the old one; ``--gen`` without ``--disc`` makes D the
+    same architecture. Explicit architecture options add to the preset's when the architecture stays.
+    """
+    merged = dict(preset)
+    if "gen" in explicit and "disc" not in explicit:
+        merged.pop("disc", None)
+        merged.pop("disc_options", None)
+    for key in explicit:
+        for dropped in _SUPERSEDES.get(key, ()):
+            merged.pop(dropped, None)
+    for key in ("gen_options", "disc_options", "dataset_options"):
+        if key in explicit and key in merged:
+            explicit = {**explicit, key: {**merged[key], **explicit[key]}}
+    return {**merged, **explicit}
+
+
+def as_flags(options: dict[str, Any]) -> str:
+    """Flat options written as the ``gantk train`` flags that would set them."""
+    def value_text(value: Any) -> str:
+        if isinstance(value, (tuple, list)):
+            return ",".join(value_text(v) for v in value)
+        return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+    flags = []
+    for key, value in options.items():
+        if key in ("gen_options", "disc_options", "dataset_options"):
+            short = {"gen_options": "-G", "disc_options": "-D", "dataset_options": "-O"}[key]
+            flags += [f"{short} {k}={value_text(v)}" for k, v in value.items()]
+        elif key == "loss_options":
+            flags += [f"-L {term}.{k}={value_text(v)}" for term, opts in value.items() for k, v in opts.items()]
+        elif isinstance(value, bool):
+            flags.append(f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}")
+        elif key == "ema" and value is None:
+            flags.append("--ema off")
+        else:
+            flags.append(f"--{key.replace('_', '-')} {value_text(value)}")
+    return " ".join(flags)

@@ -27,6 +27,10 @@ class StepProcedure(Protocol):
 
     def run(self, step: int) -> dict[str, Tensor]: ...
 
+    def state(self) -> dict: ...
+
+    def load_state(self, state: dict) -> None: ...
+
 
 class NoiseToSampleStep:
     """n_critic discriminator updates on real batches and fresh fakes, then one generator update."""
@@ -40,12 +44,26 @@ class NoiseToSampleStep:
         self.device, self.dtype = device, dtype
         self.real_grad = "real_grad" in loss.needs
         self._d_side = [p for p in (*discriminator.parameters(), *loss.parameters()) if p.requires_grad]
+        # fp16 needs loss scaling (Micikevicius et al. 2018); with bf16 or fp32 the scalers do nothing
+        fp16 = dtype is torch.float16
+        self.d_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
+        self.g_scaler = torch.amp.GradScaler(device.type, enabled=fp16)
 
     def modules(self) -> dict[str, nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, "loss": self.loss}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
+
+    def state(self) -> dict:
+        """Loss-scaler state (fp16 only), saved with the checkpoint."""
+        return {"d_scaler": self.d_scaler.state_dict(), "g_scaler": self.g_scaler.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        if state.get("d_scaler"):
+            self.d_scaler.load_state_dict(state["d_scaler"])
+        if state.get("g_scaler"):
+            self.g_scaler.load_state_dict(state["g_scaler"])
 
     def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
         z = torch.randn(n, self.generator.z_dim, device=self.device)
@@ -64,8 +82,9 @@ class NoiseToSampleStep:
                                         self.discriminator(fake, fake_labels), self.discriminator, step)
             total, parts = self.loss.discriminator_loss(context)
         self.d_optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.d_optimizer.step()
+        self.d_scaler.scale(total).backward()
+        self.d_scaler.step(self.d_optimizer)
+        self.d_scaler.update()
         self.loss.after_discriminator_update(self.discriminator)
         return total, parts
 
@@ -79,11 +98,12 @@ class NoiseToSampleStep:
                 context = GeneratorStep(fake, fake_labels, self.discriminator(fake, fake_labels), self.discriminator, step)
                 total, parts = self.loss.generator_loss(context)
             self.g_optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            self.g_scaler.scale(total).backward()
         finally:
             for parameter in self._d_side:
                 parameter.requires_grad_(True)
-        self.g_optimizer.step()
+        self.g_scaler.step(self.g_optimizer)
+        self.g_scaler.update()
         return total, parts
 
     def run(self, step: int) -> dict[str, Tensor]:

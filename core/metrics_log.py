@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gantk.errors import GantkError
+from gantk.errors import GantkError, UsageError
 
 
 class NonFiniteLossError(GantkError):
@@ -27,14 +27,27 @@ class NonFiniteLossError(GantkError):
         term = key.split("/", 1)[-1]
         super().__init__(
             f"Training stopped at step {step}: the {network} loss term '{term}' is {value} (not finite). {kept} "
-            "Lower the learning rate, use --precision fp32, or add a regulariser (e.g. --loss hinge+0.5*r1); "
-            "then resume with --resume, or start again.")
+            "Start a new run with a lower learning rate, --precision fp32, or a regulariser "
+            "(e.g. --loss hinge+0.5*r1).")
         self.step, self.key = step, key
 
 
+def tensorboard_writer(log_dir: Path):
+    """A TensorBoard SummaryWriter, or a usage error saying how to install TensorBoard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise UsageError("--tensorboard needs the tensorboard package, which is not installed. Install it with "
+                         "pip install 'gantk[tensorboard]' (or pip install tensorboard), or drop --tensorboard.") from error
+    return SummaryWriter(log_dir=str(log_dir))
+
+
 class MetricsLog:
-    def __init__(self, path: Path | None) -> None:
+    """Loss values of recent steps, flushed to metrics.jsonl (and TensorBoard when ``tensorboard_dir`` is set)."""
+
+    def __init__(self, path: Path | None, tensorboard_dir: Path | None = None) -> None:
         self.path = path
+        self.writer = tensorboard_writer(tensorboard_dir) if tensorboard_dir is not None else None
         self.pending: list[tuple[int, dict[str, Tensor]]] = []
         self.last: dict[str, float] = {}
         self._window_start = time.perf_counter()
@@ -61,6 +74,11 @@ class MetricsLog:
         if self.path is not None:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, last_step)
+            self.writer.flush()
         self.pending.clear()
         self._window_start = time.perf_counter()
         self.last = record

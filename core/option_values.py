@@ -34,7 +34,8 @@ def _option_name(key: str) -> str:
 def _split_assignment(item: str, option: str, example: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"{option} takes {example.split('=')[0].upper()}=VALUE, got '{item}'. Example: {option} {example}.")
+        raise UsageError(f"{option} takes {'TERM.KEY' if '.' in example.split('=')[0] else 'KEY'}=VALUE, got '{item}'. "
+                         f"Example: {option} {example}.")
     return key.strip(), parse_value(value.strip())
 
 

@@ -30,4 +30,6 @@ def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path
     use_ema = checkpoint.has_module("ema")
     checkpoint.restore_module("ema" if use_ema else "generator", generator)
     out = Path(out) if out else run_dir / "generator.safetensors"
-    return export_generator(out, generator, record, spec, extra={"ema": use_ema, "step": checkpoint.step})
+    dataset = json.loads((run_dir / "config.json").read_text()).get("dataset") if (run_dir / "config.json").is_file() else None
+    return export_generator(out, generator, record, spec,
+                            extra={"ema": use_ema, "step": checkpoint.step, "dataset": dataset})

@@ -104,3 +104,10 @@ def test_loss_expression_completion_completes_the_last_term():
 
     assert names_of("loss")("hinge+0.5*r") == ["hinge+0.5*r1"]
     assert "wgan+gp" in names_of("loss")("wgan+g")
+
+
+def test_list_with_only_a_wildcard_searches_every_kind(cli):
+    result = cli("list", "*gan*")
+    assert result.exit_code == 0
+    kinds = {line.split()[1] for line in result.stdout.splitlines()[2:]}
+    assert {"generator", "discriminator", "loss", "preset"} <= kinds

@@ -248,3 +248,51 @@ def test_resume_refuses_to_change_the_model(tmp_path):
     Trainer(tiny_config(steps=1), tmp_path / "run", show_progress=False).train()
     result = gantk_command("train", "--resume", str(tmp_path / "run"), "--loss", "hinge", "--quiet")
     assert result.returncode == 2 and "keeps its saved configuration" in result.stderr
+
+
+def test_preset_overrides_follow_what_the_flag_replaces():
+    from gantk.config import apply_overrides
+
+    preset = {"gen": "dcgan", "disc": "dcgan", "loss": "wgan+10*gp", "disc_options": {"norm": "none"},
+              "loss_options": {"wgan": {"clip": 0.01}}, "g_lr": 1e-4, "d_lr": 1e-4, "g_betas": (0.0, 0.9)}
+    assert apply_overrides(preset, {"lr": 1e-3}).keys() >= {"lr"} and "g_lr" not in apply_overrides(preset, {"lr": 1e-3})
+    switched = apply_overrides(preset, {"gen": "mlp"})
+    assert "disc" not in switched and "disc_options" not in switched
+    assert "loss_options" not in apply_overrides(preset, {"loss": "hinge"})
+    assert apply_overrides(preset, {"disc_options": {"width": 8}})["disc_options"] == {"norm": "none", "width": 8}
+
+
+def test_norm_none_from_the_command_line_builds_a_critic_without_batchnorm(tmp_path):
+    result = gantk_command(*tiny_cli_args("-D", "norm=none", "--loss", "wgan+gp", "--steps", "1", "--runs-dir",
+                                          str(tmp_path), "--name", "r"))
+    assert result.returncode == 0, result.stderr
+    assert "BatchNorm" not in result.stderr
+    assert json.loads((tmp_path / "r" / "components.json").read_text())["discriminator"]["options"]["norm"] == "none"
+
+
+def test_a_loss_without_an_adversarial_term_fails_before_training(tmp_path):
+    result = gantk_command(*tiny_cli_args("--loss", "r1", "--steps", "5", "--runs-dir", str(tmp_path), "--name", "r"))
+    assert result.returncode == 2 and "no term that trains the generator" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_needs_more_steps_and_latest_points_at_finished_runs(tmp_path):
+    Trainer(tiny_config(steps=2), tmp_path / "a", show_progress=False).train()
+    assert (tmp_path / "latest").resolve() == (tmp_path / "a").resolve()
+    again = gantk_command("train", "--resume", str(tmp_path / "a"), "--quiet")
+    assert again.returncode == 2 and "already at step 2" in again.stderr
+    failing = gantk_command(*tiny_cli_args("--loss", "ns", "-L", "ns.real_target=2", "--runs-dir", str(tmp_path)))
+    assert failing.returncode == 2
+    assert (tmp_path / "latest").resolve() == (tmp_path / "a").resolve()
+
+
+def test_tensorboard_without_the_package_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(gantk.UsageError, match="pip install 'gantk\\[tensorboard\\]'"):
+        Trainer(tiny_config(steps=1, tensorboard=True), tmp_path / "run", show_progress=False).train()
+
+
+def test_label_on_an_unconditional_generator_is_refused(tmp_path):
+    exported = Trainer(tiny_config(steps=1), tmp_path / "run", show_progress=False).train().exported
+    result = gantk_command("sample", str(exported), "--label", "3", "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "needs a class-conditional generator" in result.stderr

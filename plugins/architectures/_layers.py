@@ -49,7 +49,9 @@ def as_bool(arch: str, name: str, value: Any) -> bool:
 
 
 def choice(arch: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` as one of ``choices`` (case-insensitive)."""
+    """``value`` as one of ``choices`` (case-insensitive); None means ``"none"`` (``-D norm=none`` parses to None)."""
+    if value is None and "none" in choices:
+        return "none"
     if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
     raise _bad(arch, name, value, "one of " + ", ".join(choices))
