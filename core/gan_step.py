@@ -18,6 +18,20 @@ from gantk.precision import autocast
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep
 
 
+def _backward(loss: Tensor, scaler: torch.amp.GradScaler) -> None:
+    """Back-propagate ``loss``, scaled when fp16 loss scaling is on."""
+    (scaler.scale(loss) if scaler.is_enabled() else loss).backward()
+
+
+def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimizer step (through the scaler, which skips steps with inf/NaN gradients, under fp16)."""
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+
+
 class StepProcedure(Protocol):
     """What the training loop needs from a per-step procedure."""
 
@@ -82,9 +96,8 @@ class NoiseToSampleStep:
                                         self.discriminator(fake, fake_labels), self.discriminator, step)
             total, parts = self.loss.discriminator_loss(context)
         self.d_optimizer.zero_grad(set_to_none=True)
-        self.d_scaler.scale(total).backward()
-        self.d_scaler.step(self.d_optimizer)
-        self.d_scaler.update()
+        _backward(total, self.d_scaler)
+        _update(self.d_optimizer, self.d_scaler)
         self.loss.after_discriminator_update(self.discriminator)
         return total, parts
 
@@ -98,18 +111,15 @@ class NoiseToSampleStep:
                 context = GeneratorStep(fake, fake_labels, self.discriminator(fake, fake_labels), self.discriminator, step)
                 total, parts = self.loss.generator_loss(context)
             self.g_optimizer.zero_grad(set_to_none=True)
-            self.g_scaler.scale(total).backward()
+            _backward(total, self.g_scaler)
         finally:
             for parameter in self._d_side:
                 parameter.requires_grad_(True)
-        self.g_scaler.step(self.g_optimizer)
-        self.g_scaler.update()
+        _update(self.g_optimizer, self.g_scaler)
         return total, parts
 
     def run(self, step: int) -> dict[str, Tensor]:
         """One training step; returns the detached loss values (no host synchronisation)."""
-        self.generator.train()
-        self.discriminator.train()
         for _ in range(self.n_critic):
             d_total, d_parts = self._discriminator_update(step)
         g_total, g_parts = self._generator_update(step)

@@ -77,7 +77,8 @@ class CompositeLoss(nn.Module):
             if value is None:
                 continue
             parts[f"{prefix}/{name}"] = value.detach()
-            total = weight * value if total is None else total + weight * value  # L = Σ wᵢ Lᵢ
+            weighted = value if weight == 1.0 else weight * value
+            total = weighted if total is None else total + weighted  # L = Σ wᵢ Lᵢ
         if total is None:
             raise UsageError(f"The loss '{self.describe()}' has no term that trains the "
                              f"{'discriminator' if prefix == 'd' else 'generator'}; add an adversarial loss "

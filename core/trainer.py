@@ -210,6 +210,8 @@ class Trainer:
             config.save(self.run_dir / "config.json")
             self._save_components()
         progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main)
+        self.generator.train()
+        self.discriminator.train()
         first_step = self.step
         try:
             with _StopRequest() as stop:

@@ -103,7 +103,8 @@ def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequen
     layers.append(nn.Linear(hidden[-1], spec.flat_dim))  # -> C·H·W (or D) values
     if spec.is_image:
         layers.append(nn.Tanh())
-    layers.append(nn.Unflatten(1, spec.shape))  # (B, flat_dim) -> (B, *spec.shape)
+    if spec.is_image:
+        layers.append(nn.Unflatten(1, spec.shape))  # (B, C·H·W) -> (B, C, H, W); vectors are already (B, D)
     options = {"z_dim": z_dim, "hidden": hidden, "activation": act, "batchnorm": batchnorm}
     return MLPGenerator(z_dim, nn.Sequential(*layers), options)
 
@@ -116,7 +117,8 @@ def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None =
     act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
     spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
-    body = nn.Sequential(nn.Flatten(1), *hidden_layers([spec.flat_dim, *hidden], act, [False] * len(hidden), rates))
+    flatten = [nn.Flatten(1)] if spec.is_image else []  # images (B, C, H, W) -> (B, C·H·W); vectors are (B, D)
+    body = nn.Sequential(*flatten, *hidden_layers([spec.flat_dim, *hidden], act, [False] * len(hidden), rates))
     options = {"hidden": hidden, "activation": act, "dropout": rates, "spectral_norm": spectral_norm}
     discriminator = MLPDiscriminator(body, nn.Linear(hidden[-1], 1), hidden[-1], options)
     return spectral_normalise_(discriminator) if spectral_norm else discriminator

@@ -18,11 +18,17 @@ from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 def bce_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_target: float = 1.0,
                            fake_target: float = 0.0) -> Tensor:
     """D's cross-entropy against targets ``real_target`` for D(x) and ``fake_target`` for D(x~)."""
-    real_logits, fake_logits = real_logits.float(), fake_logits.float()
-    # with targets t: BCE(l, t) = t·sp(-l) + (1 - t)·sp(l); for t = 1 / 0: L_D = E sp(-D(x)) + E sp(D(x~))
-    real_loss = F.binary_cross_entropy_with_logits(real_logits, real_logits.new_full(real_logits.shape, real_target))
-    fake_loss = F.binary_cross_entropy_with_logits(fake_logits, fake_logits.new_full(fake_logits.shape, fake_target))
-    return real_loss + fake_loss
+    return binary_cross_entropy(real_logits, real_target) + binary_cross_entropy(fake_logits, fake_target)
+
+
+def binary_cross_entropy(logits: Tensor, target: float) -> Tensor:
+    """E BCE(l, t) for one target ``t`` shared by the batch, on logits, in float32."""
+    logits = logits.float()
+    if target == 1.0:
+        return F.softplus(-logits).mean()  # BCE(l, 1) = sp(-l)
+    if target == 0.0:
+        return F.softplus(logits).mean()  # BCE(l, 0) = sp(l)
+    return (target * F.softplus(-logits) + (1.0 - target) * F.softplus(logits)).mean()  # t·sp(-l) + (1-t)·sp(l)
 
 
 def minimax_generator_loss(fake_logits: Tensor) -> Tensor:
