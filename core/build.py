@@ -74,6 +74,7 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,
                                                          config.disc_options, "feature_dim")
     loss = build_loss(config.loss, spec, config.loss_options, registry)
+    loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "
               f"discriminator '{config.disc}' uses BatchNorm, which mixes samples; WGAN-GP critics use no "

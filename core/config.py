@@ -52,7 +52,7 @@ class TrainConfig:
     image_size: int | None = None
     download: bool = False
     # how long and how
-    steps: int = 2000
+    steps: int = 3500
     batch_size: int = 64
     n_critic: int = 1
     g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)

@@ -98,6 +98,10 @@ class CompositeLoss(nn.Module):
         return self._combine([(n, w, t.generator_loss(step)) for n, w, t in zip(self.names, self.weights, self.terms)],
                              "g")
 
+    def attach(self, discriminator: nn.Module) -> None:
+        for term in self.terms:
+            term.attach(discriminator)
+
     def after_discriminator_update(self, discriminator: nn.Module) -> None:
         for term in self.terms:
             term.after_discriminator_update(discriminator)

@@ -183,6 +183,13 @@ class LossTerm(nn.Module):
     def compose_with(self, others: "list[LossTerm]") -> None:
         """Called once with the other terms of the composite loss, before training starts."""
 
+    def attach(self, discriminator: nn.Module) -> None:
+        """Called once with the discriminator before the optimizers are made.
+
+        A term that owns parameters sized by D (a classifier or projection head on D's
+        ``feature_dim`` features) creates them here; they then train with D.
+        """
+
     def after_discriminator_update(self, discriminator: nn.Module) -> None:
         """Called after each optimizer step of D (WGAN's weight clipping lives here)."""
 

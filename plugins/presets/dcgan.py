@@ -11,7 +11,7 @@ import gantk
 DCGAN = {
     "gen": "dcgan", "disc": "dcgan", "loss": "ns", "dataset": "mnist5k",
     "batch_size": 64, "g_opt": "adam", "g_lr": 2e-4, "g_betas": (0.5, 0.999),
-    "d_opt": "adam", "d_lr": 2e-4, "d_betas": (0.5, 0.999), "steps": 2000, "ema": 0.999,
+    "d_opt": "adam", "d_lr": 2e-4, "d_betas": (0.5, 0.999), "steps": 3500, "ema": 0.999,
 }
 
 
