@@ -83,6 +83,10 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UsageError(f"--ema must be between 0 and 1 (e.g. 0.999) or 'off', got {self.ema}.")
+        reserved = sorted({"data_root", "image_size", "download"} & set(self.dataset_options))
+        if reserved:
+            raise UsageError(f"{', '.join(reserved)} cannot be given as --data-option; use "
+                             f"{', '.join('--' + r.replace('_', '-') for r in reserved)} instead.")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
 
@@ -127,6 +131,8 @@ class TrainConfig:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
+_MISSING = object()
+
 #: When an explicit option is given, these preset options no longer apply (they belong to what it replaced).
 _SUPERSEDES = {
     "lr": ("g_lr", "d_lr"),
@@ -147,6 +153,9 @@ def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[st
     same architecture. Explicit architecture options add to the preset's when the architecture stays.
     """
     merged = dict(preset)
+    # only a value that differs from the preset's replaces anything ('--preset wgan-gp --gen dcgan' keeps D's options)
+    explicit = {key: value for key, value in explicit.items() if merged.get(key, _MISSING) != value or
+                key.endswith("_options")}
     if "gen" in explicit and "disc" not in explicit:
         merged.pop("disc", None)
         merged.pop("disc_options", None)

@@ -23,10 +23,14 @@ class NonFiniteLossError(GantkError):
     """A loss term became NaN or infinite (exit code 1)."""
 
     def __init__(self, step: int, key: str, value: float, kept: str) -> None:
-        network = {"d": "discriminator", "g": "generator"}.get(key.split("/")[0], "")
-        term = key.split("/", 1)[-1]
+        group, _, name = key.partition("/")
+        if group == "weights":  # a module's weights, checked before each checkpoint
+            what = f"the weights of the {name} are not finite"
+        else:
+            network = {"d": "discriminator", "g": "generator"}.get(group, group)
+            what = f"the {network} loss term '{name}' is {value} (not finite)"
         super().__init__(
-            f"Training stopped at step {step}: the {network} loss term '{term}' is {value} (not finite). {kept} "
+            f"Training stopped at step {step}: {what}. {kept} "
             "Start a new run with a lower learning rate, --precision fp32, or a regulariser "
             "(e.g. --loss hinge+0.5*r1).")
         self.step, self.key = step, key

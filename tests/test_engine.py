@@ -260,6 +260,12 @@ def test_preset_overrides_follow_what_the_flag_replaces():
     assert "disc" not in switched and "disc_options" not in switched
     assert "loss_options" not in apply_overrides(preset, {"loss": "hinge"})
     assert apply_overrides(preset, {"disc_options": {"width": 8}})["disc_options"] == {"norm": "none", "width": 8}
+    assert apply_overrides(preset, {"gen": "dcgan"})["disc_options"] == {"norm": "none"}  # same value: nothing replaced
+
+
+def test_non_finite_weights_message_names_the_module():
+    error = NonFiniteLossError(7, "weights/discriminator", float("nan"), "Kept.")
+    assert str(error).startswith("Training stopped at step 7: the weights of the discriminator are not finite. Kept.")
 
 
 def test_norm_none_from_the_command_line_builds_a_critic_without_batchnorm(tmp_path):
