@@ -127,11 +127,11 @@ def build_loss(expression: str, spec: DataSpec, options: dict[str, dict[str, Any
                 f"'{spec.name}' has no labels. Use a labelled data set (e.g. --dataset mnist5k) or drop the term.")
         terms.append(term)
         weights.append(term_spec.weight if term_spec.weight is not None else term.default_weight)
-    for network, method in (("generator", "generator_loss"), ("discriminator", "discriminator_loss")):
-        if not any(getattr(type(term), method) is not getattr(LossTerm, method) for term in terms):
-            raise UsageError(f"The loss '{expression}' has no term that trains the {network}: "
-                             f"{', '.join(t.bare_name for t in specs)} only regularise. Add an adversarial loss "
-                             "such as 'ns', 'hinge' or 'wgan', e.g. 'hinge+0.5*r1'.")
+    if all(term.auxiliary for term in terms):
+        names = ", ".join(t.bare_name for t in specs)
+        raise UsageError(f"The loss '{expression}' has no adversarial term: {names} only add to one (regularisers, "
+                         f"classifier or contrastive heads). Add an adversarial loss such as 'ns', 'hinge' or "
+                         f"'wgan', e.g. 'hinge+{specs[0].bare_name}'.")
     return CompositeLoss([t.bare_name for t in specs], terms, weights)
 
 

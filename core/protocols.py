@@ -173,6 +173,9 @@ class LossTerm(nn.Module):
     default_weight: float = 1.0
     #: True for terms that keep D Lipschitz by themselves (GP), so WGAN needs no weight clipping.
     lipschitz_regulariser: bool = False
+    #: True for terms that only add to an adversarial loss (regularisers, classifier and contrastive
+    #: heads): a loss expression needs at least one term that is not auxiliary.
+    auxiliary: bool = False
 
     def discriminator_loss(self, step: DiscriminatorStep) -> Tensor | None:
         return None

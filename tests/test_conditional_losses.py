@@ -312,8 +312,8 @@ def test_ac_cross_entropy_equals_the_textbook_form(inputs):
 def test_ac_discriminator_loss_with_fakes_adds_their_cross_entropy(real, fake):
     (real_logits, real_labels), (fake_logits, fake_labels) = real, fake
     value = ac_discriminator_loss(real_logits, real_labels, fake_logits, fake_labels)
-    assert value.item() == pytest.approx(reference_ce(real_logits, real_labels) + reference_ce(fake_logits, fake_labels),
-                                         rel=1e-5, abs=1e-5)
+    expected = reference_ce(real_logits, real_labels) + reference_ce(fake_logits, fake_labels)
+    assert value.item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
 
 
 @PROPERTY
@@ -537,6 +537,9 @@ def test_composite_trains_d_and_heads_and_reaches_the_fakes(expression, term_nam
     adversarial = parts[f"d/{direct.names[0]}"]
     assert total.item() == pytest.approx(adversarial.item() + weight * parts[f"d/{term_name}"].item(), rel=1e-6)
     assert parts[f"d/{term_name}"].item() > 0.0
+    term_value = direct.terms[1].discriminator_loss(d_context(D, real, fake, real_labels, fake_labels))
+    (body_gradient,) = torch.autograd.grad(term_value, D.body[0].weight)
+    assert body_gradient.abs().sum() > 0  # the term alone trains D's features too
     total.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.parameters())
     assert D.body[0].weight.grad.abs().sum() > 0

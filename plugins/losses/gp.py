@@ -45,6 +45,7 @@ class GradientPenalty(LossTerm):
 
     needs = frozenset({"input_grad"})
     default_weight = 10.0
+    auxiliary = True  # a regulariser: composes with an adversarial loss
     lipschitz_regulariser = True
 
     def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:

@@ -24,6 +24,7 @@ class R1Penalty(LossTerm):
 
     needs = frozenset({"real_grad"})
     default_weight = 10.0
+    auxiliary = True  # a regulariser: composes with an adversarial loss
 
     def __init__(self, every: int = 1) -> None:
         super().__init__()

@@ -1,0 +1,108 @@
+"""The auxiliary classifier loss ``ac`` (ACGAN: Odena, Olah & Shlens 2017, "Conditional Image Synthesis
+with Auxiliary Classifier GANs", arXiv:1610.09585).
+
+D gets a second head, a classifier ``cls = Linear(F → K)`` on its penultimate features; D learns to
+classify real samples (and, with ``fake=True``, fakes by the label they were generated for) and G
+learns to make fakes that D classifies as their label:
+
+    L_D = CE(cls(φ(x)), y) [+ CE(cls(φ(x~)), y~)]        L_G = CE(cls(φ(x~)), y~)
+
+The paper and the ACGAN tutorial train D on real and fake (``fake=True``); StudioGAN's ACGAN-Mod
+trains it on real only (``fake=False``, the default: classifying fakes by the label they were asked
+for rewards D for G's mistakes). The term is added to an adversarial loss: ``ns+ac``, ``hinge+ac``,
+``hinge+0.5*ac``. The head is created by :meth:`AuxiliaryClassifierLoss.attach` from D's
+``feature_dim``, trains with D's optimizer and is saved in checkpoints. Everything works on logits
+through ``F.cross_entropy`` (never a Softmax layer followed by a log-loss: the tutorial's double
+softmax).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import gantk
+from gantk.plugins.losses._heads import as_bool, check_attached, check_features, check_labels, device_of, feature_dim_of
+from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
+
+NAME = "ac"
+
+
+# ------------------------------------------------------------------------------------ maths
+def classifier_cross_entropy(class_logits: Tensor, labels: Tensor) -> Tensor:
+    """E CE(c, y) = −E log softmax(c)_y for class logits (B, K) and int64 labels (B,), in float32."""
+    return F.cross_entropy(class_logits.float(), labels.long())  # −E [c_y − log Σ_k exp(c_k)], stable for any c
+
+
+def ac_discriminator_loss(real_class_logits: Tensor, real_labels: Tensor, fake_class_logits: Tensor | None = None,
+                          fake_labels: Tensor | None = None) -> Tensor:
+    """D's auxiliary classifier loss: CE on real, plus CE on fake when fake logits are given."""
+    loss = classifier_cross_entropy(real_class_logits, real_labels)  # CE(cls(φ(x)), y)
+    if fake_class_logits is not None:
+        loss = loss + classifier_cross_entropy(fake_class_logits, fake_labels)  # + CE(cls(φ(x~)), y~)
+    return loss
+
+
+def ac_generator_loss(fake_class_logits: Tensor, fake_labels: Tensor) -> Tensor:
+    """G's auxiliary classifier loss: make D classify each fake as the label it was generated for."""
+    return classifier_cross_entropy(fake_class_logits, fake_labels)  # L_G = CE(cls(φ(x~)), y~)
+
+
+# ------------------------------------------------------------------------------------- term
+class AuxiliaryClassifierLoss(LossTerm):
+    """ACGAN's auxiliary classifier loss (Odena et al. 2017) with a ``Linear(F → K)`` head on D's features."""
+
+    needs = frozenset({"labels"})
+    auxiliary = True  # not an adversarial loss: composes with one (ns+ac)
+
+    def __init__(self, num_classes: int, fake: bool = False) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.fake = fake
+        self.register_module("classifier", None)  # Linear(F → K), created by attach()
+
+    def attach(self, discriminator: nn.Module) -> None:
+        feature_dim = feature_dim_of(NAME, discriminator)
+        if self.num_classes < 1:
+            raise gantk.UsageError(f"The loss term '{NAME}' needs a labelled data set (num_classes > 0); "
+                                   "this one has no classes. Use a labelled data set or drop the term.")
+        if self.classifier is not None:
+            if self.classifier.in_features != feature_dim:
+                raise gantk.UsageError(f"The loss term '{NAME}' is already attached to a discriminator with "
+                                       f"feature_dim={self.classifier.in_features}, not {feature_dim}.")
+            return  # attached before (e.g. rebuilt for a resumed run): keep the trained head
+        self.classifier = nn.Linear(feature_dim, self.num_classes, device=device_of(discriminator))
+
+    def class_logits(self, features: Tensor) -> Tensor:
+        """cls(φ(x)): the head's class logits (B, K) for D's features (B, F)."""
+        classifier = check_attached(NAME, self.classifier)
+        return classifier(check_features(NAME, features, classifier.in_features))
+
+    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+        real_labels = check_labels(NAME, step.real_labels, "real")
+        real_logits = self.class_logits(step.real_out.features)
+        if not self.fake:
+            return ac_discriminator_loss(real_logits, real_labels)
+        fake_labels = check_labels(NAME, step.fake_labels, "fake")
+        return ac_discriminator_loss(real_logits, real_labels, self.class_logits(step.fake_out.features), fake_labels)
+
+    def generator_loss(self, step: GeneratorStep) -> Tensor:
+        fake_labels = check_labels(NAME, step.fake_labels, "fake")
+        return ac_generator_loss(self.class_logits(step.fake_out.features), fake_labels)
+
+    def options(self) -> dict[str, Any]:
+        return {"fake": self.fake}
+
+
+def build_ac(spec: DataSpec, *, fake: bool = False) -> AuxiliaryClassifierLoss:
+    """ACGAN auxiliary classifier (Odena 2017): D CE(cls(x), y) [+ CE(cls(x~), y~) if fake=true], G CE(cls(x~), y~)."""
+    return AuxiliaryClassifierLoss(spec.num_classes, as_bool(NAME, "fake", fake))
+
+
+@gantk.hookimpl
+def register_losses(register):
+    register("ac", build_ac, summary="ACGAN auxiliary classifier (Odena 2017) on D's features; needs labels; "
+                                     "option fake (also classify fakes, as the paper)")
