@@ -17,31 +17,23 @@ def sample_command(
     seed: int = typer.Option(0, help="Seed of the latent noise (same seed, same samples)."),
     out: Path = typer.Option(Path("samples.png"), help="Output: .png picture, .npz or .safetensors raw samples."),
     label: Optional[int] = typer.Option(None, help="Generate this class (conditional generators)."),
+    labels: Optional[str] = typer.Option(None, help="'all': a grid with one row per class (--n in total)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Draw samples from a trained generator."""
-    import torch
-
     from gantk.export import load_generator
-    from gantk.sampling import draw, resolve_model, write_samples
+    from gantk.sampling import class_labels, draw, resolve_model, write_samples
 
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}.")
+    if labels not in (None, "all"):
+        raise UsageError(f"--labels takes 'all' (a grid with one row per class), got '{labels}'. For one class use --label K.")
     generator = load_generator(resolve_model(model, runs_dir), device=device)
-    labels = None
-    if label is not None:
-        classes = generator.spec.num_classes
-        if not getattr(generator, "conditional", False):
-            raise UsageError(f"--label needs a class-conditional generator, but this '{generator.__class__.__name__}' "
-                             "ignores labels (it was trained unconditionally). Drop --label, or train a conditional "
-                             "model.")
-        if not 0 <= label < classes:
-            raise UsageError(f"--label {label} is out of range: this generator knows {classes} classes"
-                             + (f" (0 to {classes - 1})." if classes else "; it is unconditional, drop --label."))
-        labels = torch.full((n,), label, dtype=torch.long)
-    samples = draw(generator, n, seed=seed, labels=labels, device=device)
-    written = write_samples(samples, labels, generator.spec, out)
+    class_ids, row = class_labels(generator, n, label, labels == "all")
+    samples = draw(generator, len(class_ids) if class_ids is not None else n, seed=seed, labels=class_ids, device=device)
+    written = write_samples(samples, class_ids, generator.spec, out, nrow=row)
+    n = samples.shape[0]
     typer.echo(f"Wrote {n} samples to {written}")
 
 

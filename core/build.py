@@ -7,6 +7,7 @@ that need labels the data set lacks.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -70,10 +71,19 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
     dataset = call_factory("dataset", dataset_entry.name, dataset_entry.factory, data_root=config.data_root,
                            image_size=config.image_size, download=config.download, **config.dataset_options)
     spec = dataset.spec
-    generator, generator_record = _build_network(generator_entry, "generator", spec, config.gen_options, "z_dim")
+    loss = build_loss(config.loss, spec, config.loss_options, registry)
+    label_terms = [name for name, term in zip(loss.names, loss.terms) if "labels" in term.needs]
+    gen_options = dict(config.gen_options)
+    if label_terms and spec.labelled and "conditioning" in inspect.signature(generator_entry.factory).parameters:
+        gen_options.setdefault("conditioning", "auto")  # a loss on labels needs a generator that follows them
+    generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options, "z_dim")
+    if label_terms and spec.labelled and not getattr(generator, "conditional", False):
+        raise UsageError(
+            f"The loss term(s) {', '.join(label_terms)} train the generator to produce given classes, but the "
+            f"generator '{config.gen}' is unconditional here. Give it a conditioning (e.g. -G conditioning=cbn, "
+            "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,
                                                          config.disc_options, "feature_dim")
-    loss = build_loss(config.loss, spec, config.loss_options, registry)
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "

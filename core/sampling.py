@@ -28,7 +28,7 @@ def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = Non
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
-def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path) -> Path:
+def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path, nrow: int | None = None) -> Path:
     """``.png``: a picture (grid, histogram or scatter); ``.npz``/``.safetensors``: the raw values."""
     out = Path(out)
     suffix = out.suffix.lower()
@@ -36,7 +36,7 @@ def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path) -> Pa
         raise UsageError(f"Cannot write samples to '{out}': use a file name ending in "
                          f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors).")
     if suffix == ".png":
-        return save_samples(samples, spec, out)
+        return save_samples(samples, spec, out, nrow=nrow)
     arrays = {"samples": samples}
     if labels is not None:
         arrays["labels"] = labels
@@ -49,6 +49,23 @@ def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path) -> Pa
     np.savez(buffer, **{k: v.numpy() for k, v in arrays.items()})
     write_atomic(out, buffer.getvalue())
     return out
+
+
+def class_labels(generator: nn.Module, n: int, label: int | None, all_labels: bool) -> tuple[Tensor | None, int | None]:
+    """Labels for ``n`` samples: one class (``label``), or every class in rows (``all_labels``); and the row length."""
+    if label is None and not all_labels:
+        return None, None
+    classes = generator.spec.num_classes
+    if not getattr(generator, "conditional", False):
+        raise UsageError(f"--label/--labels need a class-conditional generator, but this "
+                         f"'{generator.__class__.__name__}' ignores labels (it was trained unconditionally). Drop "
+                         "them, or train a conditional model (e.g. gantk train --loss ns+ac).")
+    if all_labels:
+        per_class = max(1, n // classes)
+        return torch.arange(classes).repeat_interleave(per_class), per_class
+    if not 0 <= label < classes:
+        raise UsageError(f"--label {label} is out of range: this generator knows {classes} classes (0 to {classes - 1}).")
+    return torch.full((n,), label, dtype=torch.long), None
 
 
 def resolve_model(model: str, runs_root: Path) -> Path:

@@ -113,10 +113,16 @@ class Trainer:
         self.step = 0
         if resume:
             self._restore()
+        # Fixed noise for the sample pictures; a conditional generator gets one row per class.
+        self.grid_row: int | None = None
+        self.fixed_labels = None
+        count = config.num_samples
+        if getattr(self.generator, "conditional", False):
+            self.grid_row = max(1, config.num_samples // c.spec.num_classes)
+            count = self.grid_row * c.spec.num_classes
+            self.fixed_labels = torch.arange(c.spec.num_classes, device=self.device).repeat_interleave(self.grid_row)
         noise = torch.Generator().manual_seed(config.seed)
-        self.fixed_z = torch.randn(config.num_samples, self.generator.z_dim, generator=noise).to(self.device)
-        self.fixed_labels = (torch.arange(config.num_samples, device=self.device) % c.spec.num_classes
-                             if c.spec.labelled else None)
+        self.fixed_z = torch.randn(count, self.generator.z_dim, generator=noise).to(self.device)
         self.reference = c.dataset.samples[:2000] if c.dataset.samples is not None and not c.spec.is_image else None
 
     # ----------------------------------------------------------------- state
@@ -177,7 +183,7 @@ class Trainer:
         samples = generator(self.fixed_z, self.fixed_labels)
         generator.train(was_training)
         return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
-                            reference=self.reference, title=f"step {self.step}")
+                            reference=self.reference, title=f"step {self.step}", nrow=self.grid_row)
 
     def export(self) -> Path | None:
         if not self.main:

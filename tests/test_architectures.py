@@ -340,12 +340,14 @@ def test_options_are_recorded_resolved_and_rebuild_the_same_module(build, spec, 
 
 
 def test_resolved_defaults_are_recorded():
-    assert build_dcgan_generator(image(1, 28)).options == {"z_dim": 100, "width": 64}
-    assert build_dcgan_discriminator(image(1, 28)).options == {"width": 64, "norm": "batch", "spectral_norm": False}
+    assert build_dcgan_generator(image(1, 28)).options == {"z_dim": 100, "width": 64, "conditioning": "none"}
+    assert build_dcgan_discriminator(image(1, 28)).options == {"width": 64, "norm": "batch", "spectral_norm": False,
+                                                               "conditioning": "none"}
     assert build_mlp_generator(DataSpec((1,))).options == {"z_dim": 10, "hidden": [50, 50], "activation": "relu",
-                                                            "batchnorm": False}
+                                                            "batchnorm": False, "conditioning": "none"}
     assert build_mlp_discriminator(image(1, 28)).options == {"hidden": [512, 512, 512], "activation": "lrelu",
-                                                             "dropout": [0.0, 0.4, 0.4], "spectral_norm": False}
+                                                             "dropout": [0.0, 0.4, 0.4], "spectral_norm": False,
+                                                             "conditioning": "none"}
 
 
 @pytest.mark.parametrize("name, spec", [("dcgan", image(1, 16)), ("mlp", DataSpec((2,))), ("mlp", image(3, 8))])

@@ -301,4 +301,4 @@ def test_tensorboard_without_the_package_is_a_usage_error(tmp_path, monkeypatch)
 def test_label_on_an_unconditional_generator_is_refused(tmp_path):
     exported = Trainer(tiny_config(steps=1), tmp_path / "run", show_progress=False).train().exported
     result = gantk_command("sample", str(exported), "--label", "3", "--out", str(tmp_path / "x.png"))
-    assert result.returncode == 2 and "needs a class-conditional generator" in result.stderr
+    assert result.returncode == 2 and "need a class-conditional generator" in result.stderr

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gantk.conditioning import run_layers
 from gantk.errors import UsageError
 from gantk.protocols import DiscriminatorOutput
 
@@ -131,39 +132,48 @@ def spectral_normalise_(module: nn.Module) -> nn.Module:
 
 # --------------------------------------------------------------------------- module bases
 class LatentGenerator(nn.Module):
-    """A generator that is one network ``net`` from latents (B, z_dim) to samples; labels are ignored.
+    """A generator that is one network ``net`` from latents (B, z_dim) to samples.
 
     ``options`` holds the resolved factory options, which the engine records to rebuild the module.
+    A ``conditional`` generator passes the labels to its label-dependent layers (see gantk.conditioning).
     """
 
-    def __init__(self, z_dim: int, net: nn.Module, options: dict[str, Any]) -> None:
+    def __init__(self, z_dim: int, net: nn.Sequential, options: dict[str, Any], conditional: bool = False) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.net = net
         self.options = options
+        self.conditional = conditional
 
-    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:  # y: conditioning comes later
-        return self.net(z)
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return run_layers(self.net, z, y) if self.conditional else self.net(z)
 
 
 class BackboneDiscriminator(nn.Module):
     """A discriminator made of a ``body`` (input → last hidden activation) and a ``head`` (→ one logit).
 
     The features are the flattened body output, the head's input; the logits are raw scores
-    (no sigmoid: every gantk loss works on logits). Labels are ignored.
+    (no sigmoid: every gantk loss works on logits). A ``conditional`` discriminator passes the labels
+    to its label-dependent layers and ``label_output``.
     """
 
-    def __init__(self, body: nn.Module, head: nn.Module, feature_dim: int, options: dict[str, Any]) -> None:
+    def __init__(self, body: nn.Sequential, head: nn.Module, feature_dim: int, options: dict[str, Any],
+                 conditional: bool = False, label_output: nn.Module | None = None) -> None:
         super().__init__()
         self.body = body
         self.head = head
         self.feature_dim = feature_dim
         self.options = options
+        self.conditional = conditional
+        self.label_output = label_output  # adds a label term to the logit (projection), or None
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> DiscriminatorOutput:  # y: conditioning comes later
-        hidden = self.body(x)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> DiscriminatorOutput:
+        hidden = run_layers(self.body, x, y) if self.conditional else self.body(x)
+        features = hidden.flatten(1)
         logits = self.head(hidden).flatten()  # (B, 1) or (B, 1, 1, 1) -> (B,)
-        return DiscriminatorOutput(logits, hidden.flatten(1))
+        if self.label_output is not None:
+            logits = self.label_output(logits, features, y)
+        return DiscriminatorOutput(logits, features)
 
 
 def pairs(sizes: Iterable[int]) -> list[tuple[int, int]]:

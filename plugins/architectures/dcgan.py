@@ -35,6 +35,7 @@ from gantk.plugins.architectures._layers import (
     CONV_NORMS, BackboneDiscriminator, LatentGenerator, as_bool, choice, conv_norm, dcgan_init_, pairs,
     positive_int, spectral_normalise_,
 )
+from gantk.conditioning import resolve_conditioning
 from gantk.protocols import DataSpec
 
 ARCH = "dcgan"
@@ -92,39 +93,50 @@ class DCGANDiscriminator(BackboneDiscriminator):
     """DCGAN discriminator: ``body`` ends at the b×b map (the features), ``head`` is Conv(b, 1, 0)."""
 
 
-def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64) -> DCGANGenerator:
-    """DCGAN generator (Radford et al. 2016): ConvT stack from a 1×1 latent map, BN + ReLU, tanh output."""
+def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64,
+                          conditioning: str = "none") -> DCGANGenerator:
+    """DCGAN generator (Radford et al. 2016): ConvT stack from a 1×1 latent map, BN + ReLU, tanh output.
+
+    ``conditioning``: none, cbn (per-class BatchNorm; what ``auto`` picks), concat or mul.
+    """
     z_dim, width = positive_int(ARCH, "z_dim", z_dim), positive_int(ARCH, "width", width)
+    cond = resolve_conditioning(conditioning, spec, "generator", auto="cbn")
     base, doublings = image_plan(spec, "generator")
     widths = hidden_widths(width, doublings)
-    layers: list[nn.Module] = [
-        nn.Unflatten(1, (z_dim, 1, 1)),                               # (B, z) -> (B, z, 1, 1)
-        nn.ConvTranspose2d(z_dim, widths[0], base, 1, 0, bias=False),  # 1×1 -> b×b: (1-1)·1 + b = b
+    label_input, in_dim = cond.generator_input(z_dim)  # z, or z ⊕ emb(y), or emb(y) ⊙ z
+    layers: list[nn.Module] = [*([label_input] if label_input else []),
+        nn.Unflatten(1, (in_dim, 1, 1)),                               # (B, z) -> (B, z, 1, 1)
+        nn.ConvTranspose2d(in_dim, widths[0], base, 1, 0, bias=False),  # 1×1 -> b×b: (1-1)·1 + b = b
     ]
     for c_in, c_out in pairs(widths):
         # side s -> (s-1)·2 - 2·1 + 4 = 2s
-        layers += [nn.BatchNorm2d(c_in), nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
-    layers += [nn.BatchNorm2d(widths[-1]), nn.ReLU(),
+        layers += [cond.generator_norm(c_in, 2), nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    layers += [cond.generator_norm(widths[-1], 2), nn.ReLU(),
                nn.ConvTranspose2d(widths[-1], spec.channels, 4, 2, 1),  # S/2 -> S, C channels
                nn.Tanh()]
     net = dcgan_init_(nn.Sequential(*layers))
-    return DCGANGenerator(z_dim, net, {"z_dim": z_dim, "width": width})
+    options = {"z_dim": z_dim, "width": width, "conditioning": cond.name}
+    return DCGANGenerator(z_dim, net, options, conditional=cond.conditional)
 
 
 def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batch",
-                              spectral_norm: bool = False) -> DCGANDiscriminator:
+                              spectral_norm: bool = False, conditioning: str = "none") -> DCGANDiscriminator:
     """DCGAN discriminator (Radford et al. 2016): strided convs, LeakyReLU 0.2, one logit (no sigmoid).
 
     ``norm``: ``batch`` (the paper's), ``none`` (WGAN-GP critics), ``layer`` or ``instance``; never
     after the first conv. ``spectral_norm`` wraps every conv in spectral normalisation (Miyato 2018).
+    ``conditioning``: none, projection, or concat (label maps as extra input channels).
     """
     width = positive_int(ARCH, "width", width)
     norm = choice(ARCH, "norm", norm, CONV_NORMS)
     spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
+    cond = resolve_conditioning(conditioning, spec, "discriminator")
     base, doublings = image_plan(spec, "discriminator")
     widths = hidden_widths(width, doublings)[::-1]  # S/2 map first, b×b map last
+    label_input, in_channels = cond.discriminator_image_input(spec.channels)
     # each Conv(4, 2, 1) halves the side: floor((s + 2·1 - 4) / 2) + 1 = s/2
-    layers: list[nn.Module] = [nn.Conv2d(spec.channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
+    layers: list[nn.Module] = [*([label_input] if label_input else []),
+                               nn.Conv2d(in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
     for c_in, c_out in pairs(widths):
         normalisation = conv_norm(norm, c_out)
         layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=normalisation is None))
@@ -133,9 +145,11 @@ def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batc
         layers.append(nn.LeakyReLU(0.2))
     body = nn.Sequential(*layers)
     head = nn.Conv2d(widths[-1], 1, base, 1, 0)  # b×b -> 1×1: one logit
+    feature_dim = widths[-1] * base * base
     discriminator = DCGANDiscriminator(
-        body, head, widths[-1] * base * base,
-        {"width": width, "norm": norm, "spectral_norm": spectral_norm})
+        body, head, feature_dim,
+        {"width": width, "norm": norm, "spectral_norm": spectral_norm, "conditioning": cond.name},
+        conditional=cond.conditional, label_output=cond.discriminator_output(feature_dim))
     dcgan_init_(discriminator)
     return spectral_normalise_(discriminator) if spectral_norm else discriminator
 

@@ -38,6 +38,7 @@ from gantk.plugins.architectures._layers import (
     ACTIVATIONS, BackboneDiscriminator, LatentGenerator, as_bool, choice, int_list, pairs,
     make_activation, positive_int, sequence_of, spectral_normalise_,
 )
+from gantk.conditioning import Conditioning, resolve_conditioning
 from gantk.protocols import DataSpec
 
 ARCH = "mlp"
@@ -70,13 +71,13 @@ def dropout_rates(value: Any, layers: int) -> list[float]:
 
 
 def hidden_layers(sizes: Sequence[int], act: str, batchnorm: Sequence[bool],
-                  dropout: Sequence[float]) -> list[nn.Module]:
-    """Linear → [BatchNorm1d] → activation → [Dropout] for each consecutive pair of ``sizes``."""
+                  dropout: Sequence[float], conditioning: Conditioning | None = None) -> list[nn.Module]:
+    """Linear → [BatchNorm1d, or the conditioning's norm] → activation → [Dropout] per pair of ``sizes``."""
     layers: list[nn.Module] = []
     for (n_in, n_out), norm, rate in zip(pairs(sizes), batchnorm, dropout):
         layers.append(nn.Linear(n_in, n_out, bias=not norm))
-        if norm:
-            layers.append(nn.BatchNorm1d(n_out))  # default eps/momentum, not the tutorial's eps=0.8
+        if norm:  # default eps/momentum, not the tutorial's eps=0.8
+            layers.append(conditioning.generator_norm(n_out, 1) if conditioning else nn.BatchNorm1d(n_out))
         layers.append(make_activation(act))
         if rate > 0:
             layers.append(nn.Dropout(rate))
@@ -92,35 +93,53 @@ class MLPDiscriminator(BackboneDiscriminator):
 
 
 def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequence[int] | str | None = None,
-                        activation: str | None = None, batchnorm: bool | None = None) -> MLPGenerator:
-    """MLP generator (Goodfellow 2014; Mirza 2014): z → hidden → sample; tanh for images, linear for vectors."""
+                        activation: str | None = None, batchnorm: bool | None = None,
+                        conditioning: str = "none") -> MLPGenerator:
+    """MLP generator (Goodfellow 2014; Mirza 2014): z → hidden → sample; tanh for images, linear for vectors.
+
+    ``conditioning``: none, concat (the CGAN tutorial's; what ``auto`` picks), mul or cbn (needs batchnorm).
+    """
     z_dim = positive_int(ARCH, "z_dim", defaults_for(spec, "z_dim", z_dim))
+    cond = resolve_conditioning(conditioning, spec, "generator", auto="concat")
     hidden = int_list(ARCH, "hidden", defaults_for(spec, "g_hidden", hidden))
     act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     batchnorm = as_bool(ARCH, "batchnorm", defaults_for(spec, "batchnorm", batchnorm))
     norms = [batchnorm and i > 0 for i in range(len(hidden))]  # BN on every hidden layer but the first
-    layers = hidden_layers([z_dim, *hidden], act, norms, [0.0] * len(hidden))
+    if cond.name == "cbn" and not any(norms):
+        raise UsageError(f"The {ARCH} generator can take conditioning=cbn only with batchnorm=true and two or more "
+                         "hidden layers (cbn replaces its BatchNorm); use conditioning=concat or mul instead.")
+    label_input, in_dim = cond.generator_input(z_dim)  # z, or z ⊕ emb(y), or emb(y) ⊙ z
+    layers = [*([label_input] if label_input else []),
+              *hidden_layers([in_dim, *hidden], act, norms, [0.0] * len(hidden), cond)]
     layers.append(nn.Linear(hidden[-1], spec.flat_dim))  # -> C·H·W (or D) values
     if spec.is_image:
         layers.append(nn.Tanh())
     if spec.is_image:
         layers.append(nn.Unflatten(1, spec.shape))  # (B, C·H·W) -> (B, C, H, W); vectors are already (B, D)
-    options = {"z_dim": z_dim, "hidden": hidden, "activation": act, "batchnorm": batchnorm}
-    return MLPGenerator(z_dim, nn.Sequential(*layers), options)
+    options = {"z_dim": z_dim, "hidden": hidden, "activation": act, "batchnorm": batchnorm, "conditioning": cond.name}
+    return MLPGenerator(z_dim, nn.Sequential(*layers), options, conditional=cond.conditional)
 
 
 def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None = None,
                             activation: str | None = None, dropout: float | Sequence[float] | str | None = None,
-                            spectral_norm: bool = False) -> MLPDiscriminator:
-    """MLP discriminator (Goodfellow 2014; Mirza 2014): flattened x → hidden → one logit (no sigmoid)."""
+                            spectral_norm: bool = False, conditioning: str = "none") -> MLPDiscriminator:
+    """MLP discriminator (Goodfellow 2014; Mirza 2014): flattened x → hidden → one logit (no sigmoid).
+
+    ``conditioning``: none, concat (x ⊕ emb(y), the CGAN tutorial's) or projection.
+    """
     hidden = int_list(ARCH, "hidden", defaults_for(spec, "d_hidden", hidden))
     act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
     spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
+    cond = resolve_conditioning(conditioning, spec, "discriminator")
     flatten = [nn.Flatten(1)] if spec.is_image else []  # images (B, C, H, W) -> (B, C·H·W); vectors are (B, D)
-    body = nn.Sequential(*flatten, *hidden_layers([spec.flat_dim, *hidden], act, [False] * len(hidden), rates))
-    options = {"hidden": hidden, "activation": act, "dropout": rates, "spectral_norm": spectral_norm}
-    discriminator = MLPDiscriminator(body, nn.Linear(hidden[-1], 1), hidden[-1], options)
+    label_input, in_dim = cond.discriminator_vector_input(spec.flat_dim)  # x, or x ⊕ emb(y)
+    body = nn.Sequential(*flatten, *([label_input] if label_input else []),
+                         *hidden_layers([in_dim, *hidden], act, [False] * len(hidden), rates))
+    options = {"hidden": hidden, "activation": act, "dropout": rates, "spectral_norm": spectral_norm,
+               "conditioning": cond.name}
+    discriminator = MLPDiscriminator(body, nn.Linear(hidden[-1], 1), hidden[-1], options,
+                                     conditional=cond.conditional, label_output=cond.discriminator_output(hidden[-1]))
     return spectral_normalise_(discriminator) if spectral_norm else discriminator
 
 

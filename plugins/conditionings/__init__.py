@@ -1,0 +1,1 @@
+"""Conditioning plugins: how class labels enter G and D (see gantk.conditioning)."""
