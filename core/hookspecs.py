@@ -94,8 +94,10 @@ def register_metrics(register):
     """Register evaluation metrics.
 
     :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
-        called as ``factory(**options)`` and returns a callable metric that scores a generator
-        against a data set and returns a ``dict`` of named floats.
+        called as ``factory(**options)`` and returns a metric, called as
+        ``metric(generator, dataset, *, device="cpu") -> dict[str, float]`` with a generator already
+        on ``device`` and a :class:`gantk.Dataset`; a metric that needs labels raises
+        :class:`gantk.UsageError` for an unconditional generator or an unlabelled data set.
     :returns: nothing.
     """
 

@@ -186,7 +186,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["train", "--gen", "dcgn", "--quiet"], 2, "Unknown generator 'dcgn'. Did you mean: dcgan?"),
+    (["train", "--gen", "dcgn", "--quiet"], 2, "Unknown generator 'dcgn'. Did you mean: dcgan"),
     (["train", "--loss", "hinge+0.5*r2", "--quiet"], 2, "Unknown loss 'r2'. Did you mean: r1?"),
     (["train", "--dataset", "digits", "--image-size", "30", "--quiet"], 2, "--image-size 32"),
     (["train", "--dataset", "cifar10", "--data-root", "/nonexistent/cifar", "--quiet"], 1, "--data-root"),

@@ -16,7 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from gantk.conditioning import run_layers
 from gantk.errors import UsageError
-from gantk.protocols import DiscriminatorOutput
+from gantk.protocols import DataSpec, DiscriminatorOutput
 
 ACTIVATIONS = ("relu", "lrelu")
 CONV_NORMS = ("batch", "none", "layer", "instance")
@@ -128,6 +128,35 @@ def spectral_normalise_(module: nn.Module) -> nn.Module:
     for layer in [m for m in module.modules() if isinstance(m, _WEIGHTED)]:
         spectral_norm(layer)
     return module
+
+
+# --------------------------------------------------------------------------- image sizes
+def multiples_near(side: int, multiple: int, minimum: int) -> list[int]:
+    """The buildable sides (multiples of ``multiple``, at least ``minimum``) nearest ``side``, nearest first;
+    two when ``side`` lies between them, the larger first on a tie."""
+    below = side // multiple * multiple
+    above = -(-side // multiple) * multiple
+    candidates = {s for s in (below, above) if s >= minimum} or {minimum}
+    return sorted(candidates, key=lambda s: (abs(s - side), -s))
+
+
+def square_side(arch: str, role: str, spec: DataSpec, multiple: int, minimum: int, sizes: str,
+                note: str = "") -> int:
+    """The side S of the spec's square images if S is a multiple of ``multiple`` and ≥ ``minimum``; else a
+    UsageError naming the sizes ``arch`` builds (``sizes``) and the ``--image-size`` to use."""
+    flag = "--gen" if role == "generator" else "--disc"
+    source = f" from the data set '{spec.name}'" if spec.name else ""
+    if not spec.is_image:
+        raise UsageError(f"The {arch} {role} builds images, but got vectors of shape {spec.shape}{source}. "
+                         f"Use {flag} mlp for vector data.")
+    channels, height, width = spec.shape
+    if height == width and height % multiple == 0 and height >= minimum:
+        return height
+    target, *other = multiples_near(max(height, width), multiple, minimum)
+    alternative = f" (or {other[0]})" if other else ""
+    raise UsageError(f"The {arch} {role} builds square images whose side is a multiple of {multiple}, at least "
+                     f"{minimum}: {sizes}{note}; got {channels}×{height}×{width}{source}. "
+                     f"Resize with --image-size {target}{alternative}, or use {flag} mlp.")
 
 
 # --------------------------------------------------------------------------- module bases

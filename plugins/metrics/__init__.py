@@ -1,0 +1,1 @@
+"""Metric plugins: scores of a trained generator against a data set."""

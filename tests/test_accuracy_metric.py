@@ -1,0 +1,220 @@
+"""The conditional-accuracy metric and its cached real-data classifier (ALGORITHMS.md §4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import gantk
+from gantk.errors import UsageError
+from gantk.plugins.datasets.digits import load_digits
+from gantk.plugins.metrics import accuracy
+from gantk.plugins.metrics.accuracy import ConditionalAccuracy, accuracy_metric
+from gantk.plugins.metrics.classifier import (ImageClassifier, classify, default_cache_dir, load_or_train_classifier,
+                                              split_indices)
+from gantk.protocols import DataSpec, Dataset
+from gantk.safetensors_io import read_safetensors, write_safetensors
+
+
+# ------------------------------------------------------------------------------ helpers
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def digits_cache(tmp_path_factory, digits):
+    """A cache folder already holding the digits classifier (trained once for the module)."""
+    folder = tmp_path_factory.mktemp("classifiers")
+    model, info = load_or_train_classifier(digits, cache_dir=folder)
+    return folder, model, info
+
+
+def blobs(seed: int = 0, n_per_class: int = 40, classes: int = 3) -> Dataset:
+    """A tiny labelled set of 8x8 images: class k is a bright 4x4 square in corner k, plus noise."""
+    noise = torch.Generator().manual_seed(seed)
+    images = -1 + 0.2 * torch.rand(classes * n_per_class, 1, 8, 8, generator=noise)
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    for k in range(classes):
+        row, col = divmod(k, 2)
+        images[labels == k, :, 4 * row:4 * row + 4, 4 * col:4 * col + 4] = 0.8
+    return Dataset(DataSpec((1, 8, 8), classes, "blobs"), images, labels, tuple("abc"[:classes]))
+
+
+class RealImages(nn.Module):
+    """A fake conditional generator: for label y it returns a real image of class (y + shift) % K."""
+
+    def __init__(self, dataset: Dataset, shift: int = 0, conditional: bool = True) -> None:
+        super().__init__()
+        self.z_dim, self.conditional, self.shift = 4, conditional, shift
+        self.classes = dataset.spec.num_classes
+        self.register_buffer("images", dataset.samples.clone())
+        self.by_class = [torch.nonzero(dataset.labels == k).flatten() for k in range(self.classes)]
+
+    def forward(self, z, y=None):
+        target = (y + self.shift) % self.classes
+        pick = (z[:, 0].abs() * 1e4).long()
+        index = [self.by_class[t][p % len(self.by_class[t])] for t, p in zip(target.tolist(), pick.tolist())]
+        return self.images[torch.stack(index)]
+
+
+# ------------------------------------------------------------------------------ the classifier
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 8, 13)])
+def test_classifier_builds_for_any_image_size_of_at_least_8(shape):
+    model = ImageClassifier(shape, num_classes=7).eval()
+    x = torch.randn(2, *shape)
+    assert model(x).shape == (2, 7)
+    assert model.features(x).shape == (2, model.feature_dim)
+
+
+def test_classifier_reaches_90_percent_held_out_on_digits(digits, digits_cache):
+    _, model, info = digits_cache
+    assert info.heldout_accuracy >= 0.9
+    _, held_out = split_indices(len(digits), seed=0)  # recompute it: the reported figure must be real
+    predicted = classify(model, digits.samples[held_out])
+    assert len(held_out) == 180
+    assert float((predicted == digits.labels[held_out]).float().mean()) == pytest.approx(info.heldout_accuracy)
+
+
+def test_second_call_loads_the_cache_and_predicts_the_same(digits, digits_cache):
+    folder, trained, first = digits_cache
+    model, info = load_or_train_classifier(digits, cache_dir=folder)
+    assert not first.loaded and info.loaded
+    assert info.cache_path == first.cache_path and info.cache_path.parent == folder
+    assert info.heldout_accuracy == pytest.approx(first.heldout_accuracy)
+    assert torch.equal(classify(model, digits.samples), classify(trained, digits.samples))
+    _, metadata = read_safetensors(info.cache_path)
+    assert metadata["gantk.dataset"] == "digits" and metadata["gantk.data_sha256"] == info.data_sha256
+    assert info.cache_path.name.startswith(f"digits-{info.data_sha256[:16]}-seed0")
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path):
+    data = blobs()
+    weights = []
+    for folder, seed in (("a", 0), ("b", 0), ("c", 1)):
+        model, info = load_or_train_classifier(data, cache_dir=tmp_path / folder, seed=seed)
+        assert not info.loaded and info.heldout_accuracy == 1.0
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:200])
+
+
+def _garbage(path):
+    path.write_bytes(b"not a safetensors file at all")
+
+
+def _other_data(path):
+    tensors, metadata = read_safetensors(path)
+    write_safetensors(path, tensors, {**metadata, "gantk.data_sha256": "0" * 64})
+
+
+def _missing_tensor(path):
+    tensors, metadata = read_safetensors(path)
+    tensors.pop(next(iter(tensors)))
+    save_file(tensors, str(path), metadata=metadata)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _other_data, _missing_tensor])
+def test_a_damaged_or_stale_cache_file_is_retrained_not_an_error(tmp_path, damage):
+    data = blobs()
+    _, first = load_or_train_classifier(data, cache_dir=tmp_path)
+    damage(first.cache_path)
+    model, second = load_or_train_classifier(data, cache_dir=tmp_path)
+    assert not second.loaded and second.retrain_reason
+    assert second.cache_path == first.cache_path and second.heldout_accuracy >= 0.9
+    _, third = load_or_train_classifier(data, cache_dir=tmp_path)  # the rewritten file is good again
+    assert third.loaded and third.retrain_reason == ""
+    assert [p.name for p in tmp_path.iterdir()] == [first.cache_path.name]  # no temporary files left
+
+
+def test_different_data_or_seed_gives_a_different_cache_file(tmp_path):
+    data = blobs()
+    changed = blobs()
+    changed.samples[0, 0, 0, 0] += 0.01
+    relabelled = blobs()
+    relabelled.labels[:2] = relabelled.labels[:2].flip(0) + 1
+    paths = {load_or_train_classifier(d, cache_dir=tmp_path, seed=s)[1].cache_path
+             for d, s in ((data, 0), (changed, 0), (relabelled, 0), (data, 1))}
+    assert len(paths) == 4 and all(p.is_file() for p in paths)
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "classifiers"
+    monkeypatch.delenv("GANTK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "gantk" / "classifiers"
+
+
+# ------------------------------------------------------------------------------ the metric
+def test_a_generator_of_real_images_scores_high_and_a_shifted_one_low(digits, digits_cache):
+    folder, _, info = digits_cache
+    metric = accuracy_metric(n_per_class=30, cache_dir=folder)
+    perfect = RealImages(digits).train()
+    good = metric(perfect, digits)
+    assert perfect.training  # the metric restores the generator's mode
+    assert good["accuracy"] >= 0.9
+    assert good["n"] == 300 and good["classifier_accuracy"] == pytest.approx(info.heldout_accuracy)
+    per_class = [good[f"accuracy/{k}"] for k in range(10)]
+    assert sum(per_class) / 10 == pytest.approx(good["accuracy"])
+    bad = metric(RealImages(digits, shift=1), digits)
+    assert bad["accuracy"] <= 0.2
+    assert max(bad[f"accuracy/{k}"] for k in range(10)) <= 0.5
+    assert metric(perfect, digits) == good  # same seed, same samples, same score
+
+
+def test_an_unconditional_generator_is_refused(digits, tmp_path):
+    with pytest.raises(UsageError, match="unconditional.*conditional generator"):
+        accuracy_metric(cache_dir=tmp_path)(RealImages(digits, conditional=False), digits)
+    assert list(tmp_path.iterdir()) == []  # refused before training anything
+
+
+def test_an_unlabelled_data_set_is_refused(digits, tmp_path):
+    unlabelled = Dataset(DataSpec((1, 8, 8), 0, "plain"), digits.samples, None)
+    with pytest.raises(UsageError, match="labelled data set.*mnist5k or digits"):
+        accuracy_metric(cache_dir=tmp_path)(RealImages(digits), unlabelled)
+    with pytest.raises(UsageError, match="labelled data set"):
+        load_or_train_classifier(unlabelled, cache_dir=tmp_path)
+
+
+def test_vector_data_is_refused(tmp_path):
+    vectors = Dataset(DataSpec((2,), 2, "points"), torch.randn(20, 2), torch.arange(2).repeat(10))
+    with pytest.raises(UsageError, match=r"at least 8x8.*\(2,\)"):
+        load_or_train_classifier(vectors, cache_dir=tmp_path)
+
+
+def test_a_generator_of_another_shape_is_refused_naming_both(digits, digits_cache):
+    class Bigger(RealImages):
+        def forward(self, z, y=None):
+            return nn.functional.interpolate(super().forward(z, y), size=(16, 16))
+
+    with pytest.raises(UsageError, match=r"\(1, 16, 16\).*\(1, 8, 8\)"):
+        accuracy_metric(n_per_class=2, cache_dir=digits_cache[0])(Bigger(digits), digits)
+
+
+def test_bad_options_are_usage_errors():
+    with pytest.raises(UsageError, match="n_per_class"):
+        accuracy_metric(n_per_class=0)
+    with pytest.raises(UsageError, match="no option n_samples"):
+        accuracy_metric(n_samples=10)
+
+
+def test_registered_as_metric_accuracy(tmp_path):
+    registry = gantk.Registry()
+    registry.add_plugin(accuracy)
+    entry = registry.get("metric", "accuracy")
+    assert entry.factory is accuracy_metric and "conditional accuracy" in entry.summary
+    metric = registry.create("metric", "accuracy", n_per_class=7, seed=3, cache_dir=tmp_path)
+    assert isinstance(metric, ConditionalAccuracy)
+    assert (metric.n_per_class, metric.seed, metric.cache_dir) == (7, 3, tmp_path)
+
+
+def test_accuracy_is_registered_through_the_entry_points():
+    entry = gantk.get_registry().get("metric", "accuracy")
+    assert entry.source.package == "gantk" and callable(entry.create())
