@@ -69,9 +69,9 @@ def register_conditionings(register):
     """Register conditioning methods: how a class label enters the generator and discriminator.
 
     :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
-        called as ``factory(spec, **options)`` and returns the conditioning method, which
-        architectures ask for the label-dependent layers they need (the conditioning protocol
-        arrives with gantk's conditional GAN support; until then this hook only registers names).
+        called as ``factory(spec)`` and returns a :class:`gantk.conditioning.Conditioning`, which
+        architectures ask for the label-dependent layers they need (G's input and norms, D's input
+        and output); a method that cannot condition a side raises a usage error naming what can.
     :returns: nothing.
     """
 
