@@ -26,6 +26,21 @@ def parse_value(text: str) -> Any:
     return text
 
 
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def as_bool(owner: str, name: str, value: Any) -> bool:
+    """A plugin option as a bool: a bool, 0/1, or the words true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise UsageError(f"The {owner} option '{name}' must be true or false, got {value!r}.")
+
+
 def _option_name(key: str) -> str:
     """Option names are Python keywords: ``real-target`` → ``real_target``."""
     return key.strip().replace("-", "_")

@@ -20,8 +20,6 @@ from gantk.protocols import DataSpec, DiscriminatorOutput
 
 ACTIVATIONS = ("relu", "lrelu")
 CONV_NORMS = ("batch", "none", "layer", "instance")
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
 
 
 # --------------------------------------------------------------------------- option checks
@@ -36,17 +34,6 @@ def positive_int(arch: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _bad(arch, name, value, "a positive integer")
     return value
-
-
-def as_bool(arch: str, name: str, value: Any) -> bool:
-    """``value`` as a bool; also takes 0/1 and the words true/false, yes/no, on/off."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise _bad(arch, name, value, "true or false")
 
 
 def choice(arch: str, name: str, value: Any, choices: Sequence[str]) -> str:
@@ -140,23 +127,40 @@ def multiples_near(side: int, multiple: int, minimum: int) -> list[int]:
     return sorted(candidates, key=lambda s: (abs(s - side), -s))
 
 
+def require_image(arch: str, role: str, spec: DataSpec) -> tuple[int, int, int]:
+    """``(C, H, W)`` of an image spec; a UsageError pointing to mlp for vector data."""
+    if not spec.is_image:
+        raise UsageError(f"The {arch} {role} builds images, but got vectors of shape {spec.shape}{_source(spec)}. "
+                         f"Use {_flag(role)} mlp for vector data.")
+    return spec.shape
+
+
+def size_error(arch: str, role: str, spec: DataSpec, rule: str, targets: list[int]) -> UsageError:
+    """The error for an image size ``arch`` cannot build: the ``rule`` it follows and the sizes to resize to."""
+    target, *other = targets
+    alternative = f" (or {other[0]})" if other else ""
+    channels, height, width = spec.shape
+    return UsageError(f"The {arch} {role} builds {rule}; got {channels}×{height}×{width}{_source(spec)}. "
+                      f"Resize with --image-size {target}{alternative}, or use {_flag(role)} mlp.")
+
+
+def _flag(role: str) -> str:
+    return "--gen" if role == "generator" else "--disc"
+
+
+def _source(spec: DataSpec) -> str:
+    return f" from the data set '{spec.name}'" if spec.name else ""
+
+
 def square_side(arch: str, role: str, spec: DataSpec, multiple: int, minimum: int, sizes: str,
                 note: str = "") -> int:
     """The side S of the spec's square images if S is a multiple of ``multiple`` and ≥ ``minimum``; else a
     UsageError naming the sizes ``arch`` builds (``sizes``) and the ``--image-size`` to use."""
-    flag = "--gen" if role == "generator" else "--disc"
-    source = f" from the data set '{spec.name}'" if spec.name else ""
-    if not spec.is_image:
-        raise UsageError(f"The {arch} {role} builds images, but got vectors of shape {spec.shape}{source}. "
-                         f"Use {flag} mlp for vector data.")
-    channels, height, width = spec.shape
+    _, height, width = require_image(arch, role, spec)
     if height == width and height % multiple == 0 and height >= minimum:
         return height
-    target, *other = multiples_near(max(height, width), multiple, minimum)
-    alternative = f" (or {other[0]})" if other else ""
-    raise UsageError(f"The {arch} {role} builds square images whose side is a multiple of {multiple}, at least "
-                     f"{minimum}: {sizes}{note}; got {channels}×{height}×{width}{source}. "
-                     f"Resize with --image-size {target}{alternative}, or use {flag} mlp.")
+    raise size_error(arch, role, spec, f"square images whose side is a multiple of {multiple}, at least "
+                     f"{minimum}: {sizes}{note}", multiples_near(max(height, width), multiple, minimum))
 
 
 # --------------------------------------------------------------------------- module bases

@@ -30,11 +30,11 @@ from __future__ import annotations
 from torch import nn
 
 import gantk
-from gantk.errors import UsageError
 from gantk.plugins.architectures._layers import (
-    CONV_NORMS, BackboneDiscriminator, LatentGenerator, as_bool, choice, conv_norm, dcgan_init_, pairs,
-    positive_int, spectral_normalise_,
+    CONV_NORMS, BackboneDiscriminator, LatentGenerator, choice, conv_norm, dcgan_init_, pairs,
+    positive_int, require_image, size_error, spectral_normalise_,
 )
+from gantk.option_values import as_bool
 from gantk.conditioning import resolve_conditioning
 from gantk.protocols import DataSpec
 
@@ -66,22 +66,13 @@ def hidden_widths(width: int, doublings: int) -> list[int]:
 
 def image_plan(spec: DataSpec, role: str) -> tuple[int, int]:
     """``(b, n)`` for the spec's square side, or a UsageError naming the sizes dcgan builds."""
-    flag = "--gen" if role == "generator" else "--disc"
-    source = f" from the data set '{spec.name}'" if spec.name else ""
-    if not spec.is_image:
-        raise UsageError(f"The {ARCH} {role} builds images, but got vectors of shape {spec.shape}{source}. "
-                         f"Use {flag} mlp for vector data.")
-    channels, height, width = spec.shape
+    _, height, width = require_image(ARCH, role, spec)
     plan = plan_side(height) if height == width else None
     if plan is None:
         side = max(height, width)
-        target, *other = sorted(nearest_sides(side), key=lambda s: (abs(s - side), -s))
-        alternative = f" (or {other[0]})" if other else ""
-        raise UsageError(
-            f"The {ARCH} {role} builds square images whose side is 4, 5, 6 or 7 times a power of two: "
-            f"8, 16, 32, 64, 128, ... (powers of two from 8), 28×28 (the MNIST variant), and also 10, 12, "
-            f"14, 20, 24, 40, 48, 56, ...; got {channels}×{height}×{width}{source}. "
-            f"Resize with --image-size {target}{alternative}, or use {flag} mlp.")
+        raise size_error(ARCH, role, spec, "square images whose side is 4, 5, 6 or 7 times a power of two: 8, 16, "
+                         "32, 64, 128, ... (powers of two from 8), 28×28 (the MNIST variant), and also 10, 12, 14, "
+                         "20, 24, 40, 48, 56, ...", sorted(nearest_sides(side), key=lambda s: (abs(s - side), -s)))
     return plan
 
 

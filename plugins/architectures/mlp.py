@@ -35,9 +35,10 @@ from torch import nn
 import gantk
 from gantk.errors import UsageError
 from gantk.plugins.architectures._layers import (
-    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, as_bool, choice, int_list, pairs,
+    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, choice, int_list, pairs,
     make_activation, positive_int, sequence_of, spectral_normalise_,
 )
+from gantk.option_values import as_bool
 from gantk.conditioning import Conditioning, resolve_conditioning
 from gantk.protocols import DataSpec
 

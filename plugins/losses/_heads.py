@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,13 +51,3 @@ def check_features(term: str, features: Tensor, feature_dim: int) -> Tensor:
             f"discriminator returned features of shape {tuple(features.shape)}; they must be (batch, "
             f"{feature_dim}). Fix the discriminator's feature_dim or its features.")
     return features
-
-
-def as_bool(term: str, name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "false", "no", "off"):
-        return value.strip().lower() in ("true", "yes", "on")
-    raise gantk.UsageError(f"The loss '{term}' option {name} must be true or false, got {value!r}.")

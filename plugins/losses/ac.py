@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gantk
-from gantk.plugins.losses._heads import as_bool, check_attached, check_features, check_labels, device_of, feature_dim_of
+from gantk.option_values import as_bool
+from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_of
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 
 NAME = "ac"
@@ -99,7 +99,7 @@ class AuxiliaryClassifierLoss(LossTerm):
 
 def build_ac(spec: DataSpec, *, fake: bool = False) -> AuxiliaryClassifierLoss:
     """ACGAN auxiliary classifier (Odena 2017): D CE(cls(x), y) [+ CE(cls(x~), y~) if fake=true], G CE(cls(x~), y~)."""
-    return AuxiliaryClassifierLoss(spec.num_classes, as_bool(NAME, "fake", fake))
+    return AuxiliaryClassifierLoss(spec.num_classes, as_bool(f"loss '{NAME}'", "fake", fake))
 
 
 @gantk.hookimpl
