@@ -3,7 +3,8 @@
 One step is a discriminator phase (``n_critic`` updates) followed by one generator update. The
 loss terms decide how each loss is computed (including extra D passes, e.g. the gradient
 penalty); this object decides when. A different procedure (CycleGAN's two-generator step, say)
-implements the same three members and reuses the training loop unchanged.
+implements the same members (modules, optimizers, run, state, load_state) and reuses the training
+loop unchanged.
 """
 
 from __future__ import annotations
