@@ -51,3 +51,20 @@ def check_features(term: str, features: Tensor, feature_dim: int) -> Tensor:
             f"discriminator returned features of shape {tuple(features.shape)}; they must be (batch, "
             f"{feature_dim}). Fix the discriminator's feature_dim or its features.")
     return features
+
+
+def feature_dim_to_attach(term: str, discriminator: nn.Module, num_classes: int, head: nn.Linear | None) -> int | None:
+    """D's feature_dim for a new head, or None when ``head`` is already attached to features of that size.
+
+    Refuses unlabelled data and a second discriminator with other features (usage errors).
+    """
+    feature_dim = feature_dim_of(term, discriminator)
+    if num_classes < 1:
+        raise gantk.UsageError(f"The loss term '{term}' needs a labelled data set (num_classes > 0); "
+                               "this one has no classes. Use a labelled data set or drop the term.")
+    if head is None:
+        return feature_dim
+    if head.in_features != feature_dim:
+        raise gantk.UsageError(f"The loss term '{term}' is already attached to a discriminator with "
+                               f"feature_dim={head.in_features}, not {feature_dim}.")
+    return None  # attached before (e.g. rebuilt for a resumed run): keep the trained head

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 import gantk
 from gantk.option_values import as_bool
-from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_of
+from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 
 NAME = "ac"
@@ -65,15 +65,9 @@ class AuxiliaryClassifierLoss(LossTerm):
         self.register_module("classifier", None)  # Linear(F → K), created by attach()
 
     def attach(self, discriminator: nn.Module) -> None:
-        feature_dim = feature_dim_of(NAME, discriminator)
-        if self.num_classes < 1:
-            raise gantk.UsageError(f"The loss term '{NAME}' needs a labelled data set (num_classes > 0); "
-                                   "this one has no classes. Use a labelled data set or drop the term.")
-        if self.classifier is not None:
-            if self.classifier.in_features != feature_dim:
-                raise gantk.UsageError(f"The loss term '{NAME}' is already attached to a discriminator with "
-                                       f"feature_dim={self.classifier.in_features}, not {feature_dim}.")
-            return  # attached before (e.g. rebuilt for a resumed run): keep the trained head
+        feature_dim = feature_dim_to_attach(NAME, discriminator, self.num_classes, self.classifier)
+        if feature_dim is None:
+            return
         self.classifier = nn.Linear(feature_dim, self.num_classes, device=device_of(discriminator))
 
     def class_logits(self, features: Tensor) -> Tensor:

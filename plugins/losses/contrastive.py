@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gantk
-from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_of
+from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 
 NAME = "contrastive"
@@ -102,15 +102,9 @@ class ContrastiveLoss(LossTerm):
         self.register_module("proxies", None)  # e = Embedding(K, d), created by attach()
 
     def attach(self, discriminator: nn.Module) -> None:
-        feature_dim = feature_dim_of(NAME, discriminator)
-        if self.num_classes < 1:
-            raise gantk.UsageError(f"The loss term '{NAME}' needs a labelled data set (num_classes > 0); "
-                                   "this one has no classes. Use a labelled data set or drop the term.")
-        if self.projection is not None:
-            if self.projection.in_features != feature_dim:
-                raise gantk.UsageError(f"The loss term '{NAME}' is already attached to a discriminator with "
-                                       f"feature_dim={self.projection.in_features}, not {feature_dim}.")
-            return  # attached before (e.g. rebuilt for a resumed run): keep the trained heads
+        feature_dim = feature_dim_to_attach(NAME, discriminator, self.num_classes, self.projection)
+        if feature_dim is None:
+            return
         device = device_of(discriminator)
         self.projection = nn.Linear(feature_dim, self.dim, device=device)
         self.proxies = nn.Embedding(self.num_classes, self.dim, device=device)
