@@ -15,7 +15,8 @@ from gantk.registry import get_registry
 from gantk.run_dir import find_run, new_run_dir
 
 #: Options that may change when a run is resumed (everything else must match the saved config).
-RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard"}
+RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard",
+             "eval_every", "eval_metrics"}
 
 
 def _betas(text: Optional[str]) -> Optional[tuple]:
@@ -86,6 +87,10 @@ def train_command(
     keep_checkpoints: Optional[int] = typer.Option(None, help="How many checkpoints to keep."),
     num_samples: Optional[int] = typer.Option(None, help="Samples in each picture."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
+    eval_every: Optional[int] = typer.Option(None, help="Score the generator with --eval-metrics every N steps (0: off)."),
+    eval_metrics: Optional[str] = typer.Option(None, help="Metric plugins for --eval-every, comma-separated "
+                                               "(default: accuracy for a conditional generator).",
+                                               autocompletion=names_of("metric")),
     name: Optional[str] = typer.Option(None, help="Run name (default: <gen>-<dataset>-<time>)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs are written."),
     resume: Optional[str] = typer.Option(None, help="Continue this run (a directory or a name under --runs-dir)."),
@@ -101,7 +106,7 @@ def train_command(
         "g_betas": _betas(g_betas), "d_betas": _betas(d_betas), "precision": precision,
         "device": device, "seed": seed, "log_every": log_every, "sample_every": sample_every,
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "num_samples": num_samples,
-        "tensorboard": tensorboard,
+        "tensorboard": tensorboard, "eval_every": eval_every, "eval_metrics": eval_metrics,
         "gen_options": parse_assignments(gen_option, "--gen-option") or None,
         "disc_options": parse_assignments(disc_option, "--disc-option") or None,
         "loss_options": parse_term_assignments(loss_option, "--loss-option") or None,

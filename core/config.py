@@ -68,6 +68,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     num_samples: int = 64
     tensorboard: bool = False
+    eval_every: int = 0  # 0: no metrics during training
+    eval_metrics: list[str] = field(default_factory=list)  # metric plugin names; [] with eval_every: accuracy
     preset: str | None = None
 
     def __post_init__(self) -> None:
@@ -81,6 +83,9 @@ class TrainConfig:
                      "keep_checkpoints", "num_samples"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if int(self.eval_every) < 0:
+            raise UsageError(f"--eval-every must be 0 (off) or a number of steps, got {self.eval_every}.")
+        self.eval_metrics = split_names(self.eval_metrics)
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UsageError(f"--ema must be between 0 and 1 (e.g. 0.999) or 'off', got {self.ema}.")
         reserved = sorted({"data_root", "image_size", "download"} & set(self.dataset_options))
@@ -130,6 +135,16 @@ class TrainConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def split_names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``"accuracy, fid"`` or ``["accuracy", "fid"]`` → ``["accuracy", "fid"]`` (order kept, no repeats)."""
+    parts = [] if value is None else value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for part in (str(p).strip() for p in parts):
+        if part and part not in names:
+            names.append(part)
+    return names
 
 _MISSING = object()
 

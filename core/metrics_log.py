@@ -75,15 +75,27 @@ class MetricsLog:
         elapsed = time.perf_counter() - self._window_start
         means = {key: sum(v) / len(v) for key, v in sums.items()}
         record = {"step": last_step, **means, "steps_per_s": len(self.pending) / max(elapsed, 1e-9), **(extra or {})}
-        if self.path is not None:
-            with self.path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.writer.add_scalar(key, value, last_step)
-            self.writer.flush()
+        self._emit(record)
         self.pending.clear()
         self._window_start = time.perf_counter()
         self.last = record
         return record
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        """One metrics.jsonl line (and TensorBoard scalars) of already-computed values, e.g. evaluations."""
+        self._emit({"step": step, **values})
+
+    def exclude(self, seconds: float) -> None:
+        """Leave ``seconds`` spent outside training (an evaluation) out of the current window's steps/s."""
+        self._window_start += seconds
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        if self.path is not None:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            step = record["step"]
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()

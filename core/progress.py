@@ -49,6 +49,13 @@ class TrainingProgress:
                   file=sys.stderr, flush=True)
             self._next_line = step + max(1, self.total // 10)
 
+    def note(self, evaluation: dict[str, float]) -> None:
+        """A line with the headline evaluation values (``eval/x``; per-class ``eval/x/k`` are left to the log)."""
+        if not self.enabled or not evaluation:
+            return
+        shown = "  ".join(f"{key} {value:.4g}" for key, value in evaluation.items() if key.count("/") == 1)
+        self.console.print(shown) if self.interactive else print(shown, file=sys.stderr, flush=True)
+
     def close(self) -> None:
         if self.interactive:
             self.bar.stop()

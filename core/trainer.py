@@ -32,6 +32,7 @@ from gantk.build import Components, build_components, make_optimizer, resolve_de
 from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
 from gantk.config import TrainConfig
 from gantk.ema import EMA
+from gantk.evaluation import PeriodicEvaluation, metric_names_for
 from gantk.errors import GantkError, UsageError
 from gantk.export import export_generator
 from gantk.gan_step import NoiseToSampleStep
@@ -96,7 +97,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.precision, self.device)
-        self.components: Components = build_components(config, registry or get_registry())
+        registry = registry or get_registry()
+        self.components: Components = build_components(config, registry)
         c = self.components
         # bf16/fp16 convolutions run fastest on channels-last tensors (oneDNN's AMX kernels, tensor cores)
         memory_format = torch.channels_last if self.dtype is not None and c.spec.is_image else torch.preserve_format
@@ -124,6 +126,11 @@ class Trainer:
         noise = torch.Generator().manual_seed(config.seed)
         self.fixed_z = torch.randn(count, self.generator.z_dim, generator=noise).to(self.device)
         self.reference = c.dataset.samples[:2000] if c.dataset.samples is not None and not c.spec.is_image else None
+        self.evaluation: PeriodicEvaluation | None = None
+        self.last_evaluation: dict[str, float] = {}
+        if config.eval_every and self.main:
+            names = metric_names_for(config.eval_metrics, getattr(self.generator, "conditional", False), registry)
+            self.evaluation = PeriodicEvaluation(names, c.dataset, self.device, registry)
 
     # ----------------------------------------------------------------- state
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -185,6 +192,14 @@ class Trainer:
         return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
                             reference=self.reference, title=f"step {self.step}", nrow=self.grid_row)
 
+    def evaluate(self, log: MetricsLog) -> dict[str, float]:
+        """Score the sampling generator with the --eval-metrics; log them as ``eval/<key>``."""
+        started = time.perf_counter()
+        self.last_evaluation = self.evaluation(self.sample_generator())
+        log.write(self.step, self.last_evaluation)
+        log.exclude(time.perf_counter() - started)
+        return self.last_evaluation
+
     def export(self) -> Path | None:
         if not self.main:
             return None
@@ -219,6 +234,8 @@ class Trainer:
         self.generator.train()
         self.discriminator.train()
         first_step = self.step
+        if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
+            progress.note(self.evaluate(log))
         try:
             with _StopRequest() as stop:
                 while self.step < config.steps:
@@ -234,6 +251,8 @@ class Trainer:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
                     if self.step % config.sample_every == 0 or last:
                         self.save_sample_picture()
+                    if self.evaluation is not None and (self.step % config.eval_every == 0 or last):
+                        progress.note(self.evaluate(log))
                     if checkpoint_due:
                         self.save_checkpoint()
                     if stop.requested:
@@ -248,7 +267,7 @@ class Trainer:
         if self.main:
             summary = {"steps": self.step, "seconds": seconds, "steps_per_s": rate,
                        "precision": describe(self.dtype), "device": str(self.device),
-                       "threads": torch.get_num_threads()}
+                       "threads": torch.get_num_threads(), **self.last_evaluation}
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             point_latest(self.run_dir)  # only a run that finished becomes runs/latest
         return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, describe(self.dtype))

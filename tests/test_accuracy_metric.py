@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
 import gantk
-from gantk.errors import UsageError
+from gantk.config import TrainConfig
+from gantk.errors import GantkError, UsageError
 from gantk.plugins.datasets.digits import load_digits
 from gantk.plugins.metrics import accuracy
 from gantk.plugins.metrics.accuracy import ConditionalAccuracy, accuracy_metric
@@ -16,6 +20,8 @@ from gantk.plugins.metrics.classifier import (ImageClassifier, classify, default
                                               split_indices)
 from gantk.protocols import DataSpec, Dataset
 from gantk.safetensors_io import read_safetensors, write_safetensors
+from gantk.trainer import Trainer
+from engine_helpers import tiny_config
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -88,6 +94,13 @@ def test_second_call_loads_the_cache_and_predicts_the_same(digits, digits_cache)
     _, metadata = read_safetensors(info.cache_path)
     assert metadata["gantk.dataset"] == "digits" and metadata["gantk.data_sha256"] == info.data_sha256
     assert info.cache_path.name.startswith(f"digits-{info.data_sha256[:16]}-seed0")
+
+
+def test_the_classifier_trains_when_first_needed_inside_no_grad(tmp_path):
+    """An evaluation may run under torch.no_grad(); the first one on a new data set trains the classifier."""
+    with torch.no_grad():
+        _, info = load_or_train_classifier(blobs(), cache_dir=tmp_path)
+    assert not info.loaded and info.heldout_accuracy == 1.0
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
@@ -218,3 +231,51 @@ def test_registered_as_metric_accuracy(tmp_path):
 def test_accuracy_is_registered_through_the_entry_points():
     entry = gantk.get_registry().get("metric", "accuracy")
     assert entry.source.package == "gantk" and callable(entry.create())
+
+
+# ------------------------------------------------------------------ during training (--eval-every)
+def conditional_tiny(**overrides):
+    """The tiny digits DCGAN made conditional (cBN G, ns + auxiliary classifier)."""
+    return tiny_config(loss="ns+ac", gen_options={"width": 8, "z_dim": 16, "conditioning": "cbn"}, **overrides)
+
+
+def test_eval_every_logs_accuracy_at_start_every_n_steps_and_at_the_end(tmp_path, monkeypatch, digits_cache):
+    cached = digits_cache[2].cache_path  # the default cache is $GANTK_CACHE_DIR/classifiers: reuse the trained one
+    (tmp_path / "cache" / "classifiers").mkdir(parents=True)
+    shutil.copy(cached, tmp_path / "cache" / "classifiers" / cached.name)
+    monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path / "cache"))
+    result = Trainer(conditional_tiny(steps=5, eval_every=2), tmp_path / "run", show_progress=False).train()
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [r for r in records if "eval/accuracy" in r]
+    assert [r["step"] for r in evaluations] == [0, 2, 4, 5]
+    for record in evaluations:
+        assert 0.0 <= record["eval/accuracy"] <= 1.0 and record["eval/n"] == 1000
+        assert record["eval/classifier_accuracy"] >= 0.9
+        assert len([k for k in record if k.startswith("eval/accuracy/")]) == 10
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["eval/accuracy"] == evaluations[-1]["eval/accuracy"]
+    # steps/s of the loss records leaves the evaluations out: it is not dragged down to the eval's pace
+    assert all("eval/accuracy" not in r for r in records if "steps_per_s" in r)
+
+
+def test_eval_every_on_an_unconditional_generator_needs_metrics_named_before_training(tmp_path):
+    with pytest.raises(UsageError, match="--eval-metrics") as caught:
+        Trainer(tiny_config(steps=3, eval_every=1), tmp_path / "run", show_progress=False)
+    assert "accuracy" in str(caught.value)
+
+
+def test_eval_metrics_that_do_not_fit_the_run_fail_at_step_zero_not_after_training(tmp_path):
+    trainer = Trainer(tiny_config(steps=1000, eval_every=500, eval_metrics="accuracy"), tmp_path / "run",
+                      show_progress=False)
+    with pytest.raises(UsageError, match="unconditional"):
+        trainer.train()
+    assert trainer.step == 0
+
+
+def test_eval_metrics_are_parsed_from_a_comma_list_and_unknown_names_are_refused(tmp_path):
+    assert TrainConfig(eval_metrics=" accuracy, accuracy ,").eval_metrics == ["accuracy"]
+    with pytest.raises(UsageError, match="eval-every"):
+        TrainConfig(eval_every=-1)
+    with pytest.raises(GantkError, match="nosuchmetric"):
+        Trainer(conditional_tiny(steps=2, eval_every=1, eval_metrics="nosuchmetric"), tmp_path / "run",
+                show_progress=False)

@@ -157,15 +157,16 @@ def train_classifier(samples: Tensor, labels: Tensor, num_classes: int, *, seed:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     shuffle = torch.Generator().manual_seed(seed + 1)
     order = torch.empty(0, dtype=torch.int64)
-    for step in range(steps):
-        if step % per_epoch == 0:
-            order = torch.randperm(len(train), generator=shuffle).to(device)
-        index = order[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
-        loss = F.cross_entropy(model(x[index]), y[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    with torch.enable_grad():  # also when called under no_grad (from an evaluation, say)
+        for step in range(steps):
+            if step % per_epoch == 0:
+                order = torch.randperm(len(train), generator=shuffle).to(device)
+            index = order[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
+            loss = F.cross_entropy(model(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
     model.eval()
     predicted = classify(model, samples[held_out], device=device)
     return model, float((predicted == labels[held_out]).float().mean())
@@ -182,12 +183,13 @@ def default_cache_dir() -> Path:
 
 
 def data_sha256(dataset: Dataset) -> str:
-    """SHA-256 of the samples' shape and float32 bytes followed by the labels' int64 bytes."""
+    """SHA-256 of the samples' shape and float32 bytes followed by the labels' int64 bytes (if labelled)."""
     digest = hashlib.sha256()
     samples = dataset.samples.detach().to("cpu", torch.float32).contiguous()
     digest.update(repr(tuple(samples.shape)).encode())
     digest.update(samples.numpy().tobytes())
-    digest.update(dataset.labels.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    if dataset.labels is not None:
+        digest.update(dataset.labels.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
