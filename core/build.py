@@ -73,9 +73,13 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
     spec = dataset.spec
     loss = build_loss(config.loss, spec, config.loss_options, registry)
     label_terms = [name for name, term in zip(loss.names, loss.terms) if "labels" in term.needs]
-    gen_options = dict(config.gen_options)
-    if label_terms and spec.labelled and "conditioning" in inspect.signature(generator_entry.factory).parameters:
-        gen_options.setdefault("conditioning", "auto")  # a loss on labels needs a generator that follows them
+    gen_options, disc_options = dict(config.gen_options), dict(config.disc_options)
+    if label_terms and spec.labelled:
+        # A loss on labels needs a generator that follows them; a discriminator that sees them ties each
+        # label to its real class (without it the 2C loss leaves the label -> class assignment free).
+        for entry, options in ((generator_entry, gen_options), (discriminator_entry, disc_options)):
+            if "conditioning" in inspect.signature(entry.factory).parameters:
+                options.setdefault("conditioning", "auto")
     generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options, "z_dim")
     if label_terms and spec.labelled and not getattr(generator, "conditional", False):
         raise UsageError(
@@ -83,7 +87,7 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
             f"generator '{config.gen}' is unconditional here. Give it a conditioning (e.g. -G conditioning=cbn, "
             "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,
-                                                         config.disc_options, "feature_dim")
+                                                         disc_options, "feature_dim")
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "

@@ -103,10 +103,10 @@ def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, conditionin
     """ACGAN tutorial discriminator (Odena 2017): 4 × [Conv3×3 s2, LReLU 0.2, Dropout2d, BN], Linear → 1 logit.
 
     No class head (the ``ac`` loss term attaches one to the features) and no sigmoid.
-    ``conditioning``: none, projection, or concat (label maps as extra input channels).
+    ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
     rate = dropout_rate(ARCH, "dropout", dropout)
-    cond = resolve_conditioning(conditioning, spec, "discriminator")
+    cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     if not spec.is_image:
         source = f" from the data set '{spec.name}'" if spec.name else ""
         raise UsageError(f"The {ARCH} discriminator reads images, but got vectors of shape {spec.shape}{source}. "

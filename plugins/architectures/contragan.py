@@ -84,9 +84,9 @@ def build_contragan_discriminator(spec: DataSpec, conditioning: str = "none") ->
     """ContraGAN tutorial discriminator (Kang & Park 2020): 3 × Conv(4, 2, 1), BN from the 2nd, LReLU, Linear → 1.
 
     No contrastive head (the ``contrastive`` loss term attaches one to the features) and no sigmoid.
-    ``conditioning``: none, projection, or concat (label maps as extra input channels).
+    ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
-    cond = resolve_conditioning(conditioning, spec, "discriminator")
+    cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     side = square_side(ARCH, "discriminator", spec, 8, 8, D_SIZES)
     final = side // 2 ** len(D_WIDTHS)  # S/8: 32 -> 4
     label_input, in_channels = cond.discriminator_image_input(spec.channels)

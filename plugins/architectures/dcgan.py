@@ -88,10 +88,10 @@ def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64,
                           conditioning: str = "none") -> DCGANGenerator:
     """DCGAN generator (Radford et al. 2016): ConvT stack from a 1×1 latent map, BN + ReLU, tanh output.
 
-    ``conditioning``: none, cbn (per-class BatchNorm; what ``auto`` picks), concat or mul.
+    ``conditioning``: none, concat (z ⊕ emb(y); what ``auto`` picks), cbn (per-class BatchNorm) or mul.
     """
     z_dim, width = positive_int(ARCH, "z_dim", z_dim), positive_int(ARCH, "width", width)
-    cond = resolve_conditioning(conditioning, spec, "generator", auto="cbn")
+    cond = resolve_conditioning(conditioning, spec, "generator", auto="concat")
     base, doublings = image_plan(spec, "generator")
     widths = hidden_widths(width, doublings)
     label_input, in_dim = cond.generator_input(z_dim)  # z, or z ⊕ emb(y), or emb(y) ⊙ z
@@ -116,12 +116,12 @@ def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batc
 
     ``norm``: ``batch`` (the paper's), ``none`` (WGAN-GP critics), ``layer`` or ``instance``; never
     after the first conv. ``spectral_norm`` wraps every conv in spectral normalisation (Miyato 2018).
-    ``conditioning``: none, projection, or concat (label maps as extra input channels).
+    ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
     width = positive_int(ARCH, "width", width)
     norm = choice(ARCH, "norm", norm, CONV_NORMS)
     spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
-    cond = resolve_conditioning(conditioning, spec, "discriminator")
+    cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     base, doublings = image_plan(spec, "discriminator")
     widths = hidden_widths(width, doublings)[::-1]  # S/2 map first, b×b map last
     label_input, in_channels = cond.discriminator_image_input(spec.channels)

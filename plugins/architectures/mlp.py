@@ -126,13 +126,13 @@ def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None =
                             spectral_norm: bool = False, conditioning: str = "none") -> MLPDiscriminator:
     """MLP discriminator (Goodfellow 2014; Mirza 2014): flattened x → hidden → one logit (no sigmoid).
 
-    ``conditioning``: none, concat (x ⊕ emb(y), the CGAN tutorial's) or projection.
+    ``conditioning``: none, concat (x ⊕ emb(y), the CGAN tutorial's; what ``auto`` picks) or projection.
     """
     hidden = int_list(ARCH, "hidden", defaults_for(spec, "d_hidden", hidden))
     act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
     spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
-    cond = resolve_conditioning(conditioning, spec, "discriminator")
+    cond = resolve_conditioning(conditioning, spec, "discriminator", auto="concat")
     flatten = [nn.Flatten(1)] if spec.is_image else []  # images (B, C, H, W) -> (B, C·H·W); vectors are (B, D)
     label_input, in_dim = cond.discriminator_vector_input(spec.flat_dim)  # x, or x ⊕ emb(y)
     body = nn.Sequential(*flatten, *([label_input] if label_input else []),

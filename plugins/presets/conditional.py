@@ -30,7 +30,8 @@ def cgan_preset() -> dict:
 def acgan_preset() -> dict:
     """ACGAN tutorial: 28x28 acgan G (emb(y)*z) and D, ns loss + auxiliary classifier on real and fake."""
     return {"gen": "acgan", "disc": "acgan", "loss": "ns+ac", "loss_options": {"ac": {"fake": True}},
-            "dataset": "mnist5k", "gen_options": {"conditioning": "mul"}, "batch_size": 64, "steps": 4000,
+            "dataset": "mnist5k", "gen_options": {"conditioning": "mul"}, "disc_options": {"conditioning": "none"},
+            "batch_size": 64, "steps": 4000,
             "ema": 0.999, **_ADAM}
 
 
