@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 import gantk
-from gantk.cli import listing, models, train
+from gantk.cli import evaluate, listing, models, report, train
 from gantk.cli.errors import DEBUG_ENV, GantkGroup
 from gantk.errors import GantkError
 from gantk.registry import Registry, get_registry
@@ -48,6 +48,8 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
     listing.add_commands(app)
     train.add_commands(app)
     models.add_commands(app)
+    report.add_commands(app)
+    evaluate.add_commands(app)
     registry = registry or get_registry()
     registry.call_hook("register_commands", lambda source: {"app": app})
     return app

@@ -46,11 +46,10 @@ def _option_name(key: str) -> str:
     return key.strip().replace("-", "_")
 
 
-def _split_assignment(item: str, option: str, example: str) -> tuple[str, Any]:
+def _split_assignment(item: str, option: str, example: str, form: str = "KEY") -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"{option} takes {'TERM.KEY' if '.' in example.split('=')[0] else 'KEY'}=VALUE, got '{item}'. "
-                         f"Example: {option} {example}.")
+        raise UsageError(f"{option} takes {form}=VALUE, got '{item}'. Example: {option} {example}.")
     return key.strip(), parse_value(value.strip())
 
 
@@ -59,13 +58,14 @@ def parse_assignments(items: list[str], option: str) -> dict[str, Any]:
     return {_option_name(key): value for key, value in (_split_assignment(i, option, "width=32") for i in items)}
 
 
-def parse_term_assignments(items: list[str], option: str) -> dict[str, dict[str, Any]]:
-    """``["ns.real_target=0.9"]`` → ``{"ns": {"real_target": 0.9}}`` (options per loss term)."""
+def parse_term_assignments(items: list[str], option: str, what: str = "TERM",
+                           example: str = "ns.real_target=0.9") -> dict[str, dict[str, Any]]:
+    """``["ns.real_target=0.9"]`` → ``{"ns": {"real_target": 0.9}}`` (options per loss term, or per metric)."""
     result: dict[str, dict[str, Any]] = {}
     for item in items:
-        key, value = _split_assignment(item, option, "ns.real_target=0.9")
+        key, value = _split_assignment(item, option, example, f"{what}.KEY")
         term, dot, name = key.partition(".")
-        if not dot or not name:
-            raise UsageError(f"{option} takes TERM.KEY=VALUE, got '{item}'. Example: {option} ns.real_target=0.9.")
+        if not dot or not term or not name:
+            raise UsageError(f"{option} takes {what}.KEY=VALUE, got '{item}'. Example: {option} {example}.")
         result.setdefault(term, {})[_option_name(name)] = value  # term names keep their '-'
     return result

@@ -91,7 +91,9 @@ class Entry:
         return f"{self.source.package}:{self.name}"
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        return self.factory(*args, **kwargs)
+        """Call the factory; an option it does not take is a usage error listing the ones it does."""
+        from gantk.factories import call_factory
+        return call_factory(self.kind, self.name, self.factory, *args, **kwargs)
 
 
 @dataclass

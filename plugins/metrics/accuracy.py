@@ -37,6 +37,7 @@ class ConditionalAccuracy:
                 raise UsageError(f"The metric 'accuracy' needs {option} to be a positive whole number, got {value!r}.")
         self.n_per_class, self.seed, self.batch_size = n_per_class, int(seed), batch_size
         self.cache_dir, self.classifier_seed = cache_dir, int(classifier_seed)
+        self.protocol: dict = {}
 
     def __call__(self, generator: nn.Module, dataset: Dataset, *, device: str | torch.device = "cpu") -> dict[str, float]:
         _require_conditional(generator)
@@ -59,6 +60,10 @@ class ConditionalAccuracy:
         classifier, info = load_or_train_classifier(dataset, cache_dir=self.cache_dir, seed=self.classifier_seed,
                                                     device=device)
         correct = (classify(classifier, samples, batch_size=self.batch_size, device=device) == labels).float()
+        self.protocol = {"metric": "accuracy", "dataset": dataset.spec.name, "data_sha256": info.data_sha256,
+                         "classifier": str(info.cache_path), "classifier_seed": info.seed,
+                         "classifier_heldout_accuracy": info.heldout_accuracy, "samples_per_class": self.n_per_class,
+                         "seed": self.seed, "gantk_version": gantk.__version__}
         result: dict[str, float] = {
             "accuracy": float(correct.mean()),
             "classifier_accuracy": info.heldout_accuracy,

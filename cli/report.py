@@ -1,0 +1,44 @@
+"""``gantk report`` and ``gantk interpolate``: a run's HTML report, and latent interpolation strips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def report_command(
+    run: str = typer.Argument(..., help="A run directory or a run name under --runs-dir."),
+    out: Optional[Path] = typer.Option(None, help="Folder for index.html and its pictures (default: <run>/report)."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+) -> None:
+    """Write an HTML report of a run: losses, metrics, samples over time, a latent interpolation."""
+    from gantk.report import build_report, report_run
+
+    typer.echo(str(build_report(report_run(run, runs_dir), out)))
+
+
+def interpolate_command(
+    model: str = typer.Argument(..., help="An exported generator (.safetensors), a run directory, or a run name."),
+    out: Path = typer.Option(Path("interpolation.png"), help="Output: .png picture, .npz or .safetensors raw frames."),
+    steps: int = typer.Option(10, help="Frames from one latent to the other (at least 2)."),
+    seed: int = typer.Option(0, help="Seed of the two end latents (the first two of 'gantk sample --seed')."),
+    label: Optional[int] = typer.Option(None, help="One row of this class (conditional generators; default: "
+                                                   "a row per class)."),
+    device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+) -> None:
+    """Draw a spherical interpolation between two latents: a strip of images, or a plot for vector data."""
+    from gantk.export import load_generator
+    from gantk.report import save_interpolation
+    from gantk.sampling import resolve_model
+
+    generator = load_generator(resolve_model(model, runs_dir), device=device)
+    written = save_interpolation(generator, out, steps=steps, seed=seed, label=label, device=device)
+    typer.echo(f"Wrote a {steps}-frame interpolation to {written}")
+
+
+def add_commands(app: typer.Typer) -> None:
+    app.command("report")(report_command)
+    app.command("interpolate")(interpolate_command)

@@ -1,0 +1,170 @@
+"""Sample-quality metric plugins: ``fid``, ``kid``, ``is``, ``pr``, ``dc`` and ``ifid`` (ALGORITHMS.md §4).
+
+Each is ``metric(generator, dataset, *, device, shared=None) -> dict[str, float]``. They draw
+``n`` generated samples (seeded) and compare their features with those of ``n`` real samples (a
+seeded subset, features cached); the maths is in :mod:`gantk.plugins.metrics.formulas`. Metrics
+evaluated together (``gantk eval --metrics fid,kid,pr``) pass one ``shared`` dict so that the
+samples and features are computed once. After a call, ``metric.protocol`` records how the
+number was made (extractor and weights hash, sample counts, seed, data set and its hash).
+
+Options (``gantk eval -M KEY=VALUE``): ``n`` (samples per side, default 5000), ``seed`` (0),
+``features`` (auto, classifier, inception, raw), ``inception_weights`` (a path; else
+``$GANTK_INCEPTION_WEIGHTS``), and ``k`` for ``pr`` (3) and ``dc`` (5).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+import gantk
+from gantk.errors import UsageError
+from gantk.plugins.metrics.classifier import data_sha256
+from gantk.plugins.metrics.features import EXTRACTORS, SampleSet, generated_set, make_extractor, real_set
+from gantk.plugins.metrics.formulas import (FewSamplesWarning, density_coverage, frechet_distance, gaussian_statistics,
+                                            inception_score, kernel_inception_distance, precision_recall)
+from gantk.protocols import Dataset
+
+DEFAULT_N = 5000
+
+
+def _positive_int(metric: str, option: str, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"The metric '{metric}' needs {option} to be a positive whole number, got {value!r}.")
+    return value
+
+
+class FeatureMetric:
+    """Shared machinery: the extractor, real and generated feature sets, the protocol record."""
+
+    name = ""
+    shares_features = True
+
+    def __init__(self, n: int = DEFAULT_N, seed: int = 0, features: str = "auto",
+                 inception_weights: str | None = None) -> None:
+        self.n, self.seed = _positive_int(self.name, "n", n), int(seed)
+        if features not in EXTRACTORS:
+            raise UsageError(f"The metric '{self.name}' option features must be one of {', '.join(EXTRACTORS)}, "
+                             f"got {features!r}.")
+        self.features, self.inception_weights = features, inception_weights
+        self.protocol: dict[str, Any] = {}
+
+    def __call__(self, generator: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
+                 shared: dict | None = None) -> dict[str, float]:
+        shared = {} if shared is None else shared
+        key = (self.features, str(self.inception_weights), str(device))
+        extractor = shared.get(("extractor", key))
+        if extractor is None:
+            extractor = shared[("extractor", key)] = make_extractor(self.features, dataset, device=device,
+                                                                    inception_weights=self.inception_weights)
+        sets_key = (key, self.n, self.seed)
+        if ("sets", sets_key) not in shared:
+            shared[("sets", sets_key)] = (real_set(extractor, dataset, self.n, seed=self.seed),
+                                          generated_set(extractor, generator, self.n, seed=self.seed, device=device))
+        real, fake = shared[("sets", sets_key)]
+        self.protocol = {"metric": self.name, "extractor": extractor.name, "feature_dim": extractor.dim,
+                         "weights_sha256": extractor.weights_sha256, "real_samples": len(real.features),
+                         "generated_samples": len(fake.features), "seed": self.seed,
+                         "dataset": dataset.spec.name, "data_sha256": data_sha256(dataset),
+                         "gantk_version": gantk.__version__}
+        return self.score(real, fake, extractor)
+
+    def score(self, real: SampleSet, fake: SampleSet, extractor) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class FID(FeatureMetric):
+    """Fréchet distance between Gaussians fitted to real and generated features (Heusel et al. 2017)."""
+
+    name = "fid"
+
+    def score(self, real, fake, extractor):
+        return {"fid": frechet_distance(gaussian_statistics(real.features), gaussian_statistics(fake.features))}
+
+
+class KID(FeatureMetric):
+    """Kernel inception distance: unbiased MMD², cubic kernel, 100 subsets of ≤ 1000 (Bińkowski et al. 2018)."""
+
+    name = "kid"
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000, **options) -> None:
+        super().__init__(**options)
+        self.subsets = _positive_int(self.name, "subsets", subsets)
+        self.subset_size = _positive_int(self.name, "subset_size", subset_size)
+
+    def score(self, real, fake, extractor):
+        mean, std = kernel_inception_distance(real.features, fake.features, subsets=self.subsets,
+                                              subset_size=self.subset_size, seed=self.seed)
+        return {"kid": mean, "kid_std": std}
+
+
+class InceptionScore(FeatureMetric):
+    """exp(E_x KL(p(y|x) ‖ p(y))) over 10 splits of the generated samples (Salimans et al. 2016)."""
+
+    name = "is"
+
+    def score(self, real, fake, extractor):
+        mean, std = inception_score(extractor.probabilities(fake.samples), splits=10)
+        return {"is": mean, "is_std": std}
+
+
+class PrecisionRecall(FeatureMetric):
+    """Improved precision and recall with k-NN balls, k = 3 (Kynkäänniemi et al. 2019)."""
+
+    name = "pr"
+
+    def __init__(self, k: int = 3, **options) -> None:
+        super().__init__(**options)
+        self.k = _positive_int(self.name, "k", k)
+
+    def score(self, real, fake, extractor):
+        precision, recall = precision_recall(real.features, fake.features, k=self.k)
+        return {"precision": precision, "recall": recall}
+
+
+class DensityCoverage(FeatureMetric):
+    """Density and coverage with k-NN balls around the real samples, k = 5 (Naeem et al. 2020)."""
+
+    name = "dc"
+
+    def __init__(self, k: int = 5, **options) -> None:
+        super().__init__(**options)
+        self.k = _positive_int(self.name, "k", k)
+
+    def score(self, real, fake, extractor):
+        density, coverage = density_coverage(real.features, fake.features, k=self.k)
+        return {"density": density, "coverage": coverage}
+
+
+class IntraClassFID(FeatureMetric):
+    """FID per class (generated with label k against real samples of class k), and their mean."""
+
+    name = "ifid"
+
+    def score(self, real, fake, extractor):
+        if real.labels is None or fake.labels is None:
+            raise UsageError("The metric 'ifid' compares each class's generated and real samples, so it needs a "
+                             "labelled data set and a conditional generator. Use 'fid' for this run.")
+        per_class = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewSamplesWarning)  # per-class sets are small; the mean still ranks runs
+            for k in sorted(set(real.labels.tolist())):
+                real_k, fake_k = real.features[real.labels == k], fake.features[fake.labels == k]
+                if len(real_k) > 1 and len(fake_k) > 1:
+                    per_class[k] = frechet_distance(gaussian_statistics(real_k), gaussian_statistics(fake_k))
+        return {"ifid": sum(per_class.values()) / len(per_class), **{f"ifid/{k}": v for k, v in per_class.items()}}
+
+
+@gantk.hookimpl
+def register_metrics(register):
+    register("fid", FID, summary="Fréchet distance of real and generated features (Heusel 2017); float64, eigh")
+    register("kid", KID, summary="kernel inception distance: unbiased MMD², cubic kernel, 100 subsets (Bińkowski 2018)")
+    register("is", InceptionScore, summary="inception score over 10 splits (Salimans 2016); needs class probabilities")
+    register("pr", PrecisionRecall, summary="improved precision and recall, k = 3 (Kynkäänniemi 2019)")
+    register("dc", DensityCoverage, summary="density and coverage, k = 5 (Naeem 2020)")
+    register("ifid", IntraClassFID, summary="intra-class FID: FID per class, averaged (conditional generators)")
