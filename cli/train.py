@@ -16,7 +16,7 @@ from gantk.run_dir import find_run, new_run_dir
 
 #: Options that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard",
-             "eval_every", "eval_metrics"}
+             "eval_every", "eval_metrics", "keep_best"}
 
 
 def _betas(text: Optional[str]) -> Optional[tuple]:
@@ -91,6 +91,8 @@ def train_command(
     eval_metrics: Optional[str] = typer.Option(None, help="Metric plugins for --eval-every, comma-separated "
                                                "(default: accuracy for a conditional generator).",
                                                autocompletion=names_of("metric")),
+    keep_best: Optional[str] = typer.Option(None, help="Export the generator at its best evaluation of this value "
+                                            "(fid, accuracy, ...; :min/:max to set the direction)."),
     name: Optional[str] = typer.Option(None, help="Run name (default: <gen>-<dataset>-<time>)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs are written."),
     resume: Optional[str] = typer.Option(None, help="Continue this run (a directory or a name under --runs-dir)."),
@@ -107,6 +109,7 @@ def train_command(
         "device": device, "seed": seed, "log_every": log_every, "sample_every": sample_every,
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "num_samples": num_samples,
         "tensorboard": tensorboard, "eval_every": eval_every, "eval_metrics": eval_metrics,
+        "keep_best": keep_best,
         "gen_options": parse_assignments(gen_option, "--gen-option") or None,
         "disc_options": parse_assignments(disc_option, "--disc-option") or None,
         "loss_options": parse_term_assignments(loss_option, "--loss-option") or None,

@@ -70,6 +70,7 @@ class TrainConfig:
     tensorboard: bool = False
     eval_every: int = 0  # 0: no metrics during training
     eval_metrics: list[str] = field(default_factory=list)  # metric plugin names; [] with eval_every: accuracy
+    keep_best: str | None = None  # an evaluation value to follow ("fid", "accuracy:max"): export the best G
     preset: str | None = None
 
     def __post_init__(self) -> None:

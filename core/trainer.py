@@ -37,6 +37,7 @@ from gantk.errors import GantkError, UsageError
 from gantk.export import export_generator
 from gantk.gan_step import NoiseToSampleStep
 from gantk.metrics_log import MetricsLog, NonFiniteLossError
+from gantk.monitors import BestKeeper, DiversityMonitor, parse_keep_best
 from gantk.precision import describe, resolve_dtype
 from gantk.progress import TrainingProgress
 from gantk.registry import Registry, get_registry
@@ -131,6 +132,14 @@ class Trainer:
         if config.eval_every and self.main:
             names = metric_names_for(config.eval_metrics, getattr(self.generator, "conditional", False), registry)
             self.evaluation = PeriodicEvaluation(names, c.dataset, self.device, registry)
+        self.best: BestKeeper | None = None
+        keep_best = parse_keep_best(config.keep_best)
+        if keep_best and not config.eval_every:
+            raise UsageError(f"--keep-best {config.keep_best} picks the best evaluation, but no evaluation runs: add "
+                             "--eval-every N (and --eval-metrics naming the metric).")
+        if keep_best and self.main:
+            self.best = BestKeeper(*keep_best, self.run_dir, lambda path, extra: self.export(path, extra))
+        self.diversity = DiversityMonitor(c.dataset.samples) if c.dataset.samples is not None else None
 
     # ----------------------------------------------------------------- state
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -181,7 +190,8 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.generator
 
     @torch.no_grad()
-    def save_sample_picture(self) -> Path | None:
+    def save_sample_picture(self, log: MetricsLog | None = None) -> Path | None:
+        """The fixed-noise picture; its samples' diversity (relative to real data) goes to ``log``."""
         if not self.main:
             return None
         generator = self.sample_generator()
@@ -189,6 +199,8 @@ class Trainer:
         generator.eval()
         samples = generator(self.fixed_z, self.fixed_labels)
         generator.train(was_training)
+        if self.diversity is not None and log is not None:
+            log.write(self.step, {"diversity": self.diversity(samples, self.step)})
         return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
                             reference=self.reference, title=f"step {self.step}", nrow=self.grid_row)
 
@@ -197,16 +209,19 @@ class Trainer:
         started = time.perf_counter()
         self.last_evaluation = self.evaluation(self.sample_generator())
         log.write(self.step, self.last_evaluation)
+        if self.best is not None:
+            self.best.update(self.step, self.last_evaluation)
         log.exclude(time.perf_counter() - started)
         return self.last_evaluation
 
-    def export(self) -> Path | None:
+    def export(self, path: Path | None = None, extra: dict | None = None) -> Path | None:
+        """The sampling generator (EMA when on) as safetensors: ``generator.safetensors`` unless ``path``."""
         if not self.main:
             return None
-        return export_generator(self.run_dir / GENERATOR_FILE, self.sample_generator(),
+        return export_generator(path or self.run_dir / GENERATOR_FILE, self.sample_generator(),
                                 self.components.generator_record, self.components.spec,
                                 extra={"ema": self.ema is not None, "step": self.step,
-                                       "dataset": self.config.dataset})
+                                       "dataset": self.config.dataset, **(extra or {})})
 
     def _save_components(self) -> None:
         """``components.json``: the data spec and how to rebuild G and D (used by 'gantk export')."""
@@ -250,7 +265,7 @@ class Trainer:
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
                     if self.step % config.sample_every == 0 or last:
-                        self.save_sample_picture()
+                        self.save_sample_picture(log)
                     if self.evaluation is not None and (self.step % config.eval_every == 0 or last):
                         progress.note(self.evaluate(log))
                     if checkpoint_due:
