@@ -16,8 +16,6 @@ does it fast), and their ratios to the plain fp32 loop, measured in one run. The
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
 import sys
 import tempfile
 import time

@@ -31,7 +31,7 @@ def interpolate_command(
 ) -> None:
     """Draw a spherical interpolation between two latents: a strip of images, or a plot for vector data."""
     from gantk.export import load_generator
-    from gantk.report import save_interpolation
+    from gantk.interpolation import save_interpolation
     from gantk.sampling import resolve_model
 
     generator = load_generator(resolve_model(model, runs_dir), device=device)

@@ -30,13 +30,27 @@ def save_samples(samples: Tensor, spec: DataSpec, path: Path, *, reference: Tens
     return path
 
 
-def _save_plot(samples: Tensor, spec: DataSpec, path: Path, reference: Tensor | None, title: str) -> None:
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    return plt
+
+
+def save_figure(figure, out: Path) -> Path:
+    """Write a matplotlib figure to ``out`` (folders made as needed) and close it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(out)
+    pyplot().close(figure)
+    return out
+
+
+def _save_plot(samples: Tensor, spec: DataSpec, path: Path, reference: Tensor | None, title: str) -> None:
+    figure, axes = pyplot().subplots(figsize=(4.5, 4.5), dpi=100)
     reference = reference.detach().float().cpu() if reference is not None else None
     if spec.shape[0] == 1:
         values = samples[:, 0]
@@ -56,9 +70,7 @@ def _save_plot(samples: Tensor, spec: DataSpec, path: Path, reference: Tensor | 
         axes.legend(loc="upper right", markerscale=4)
     if title:
         axes.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def _range(values: Tensor, reference: Tensor | None) -> tuple[float, float]:

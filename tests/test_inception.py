@@ -11,7 +11,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 from torchvision.models.inception import InceptionA, InceptionC, InceptionE, inception_v3

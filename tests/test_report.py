@@ -20,7 +20,8 @@ from PIL import Image
 import gantk
 from gantk.config import TrainConfig
 from gantk.errors import UsageError
-from gantk.report import build_report, evenly_spaced, interpolate, slerp
+from gantk.interpolation import interpolate, slerp
+from gantk.report import build_report, evenly_spaced
 from gantk.sampling import draw
 from gantk.trainer import Trainer
 

@@ -113,32 +113,36 @@ class InceptionScore(FeatureMetric):
         return {"is": mean, "is_std": std}
 
 
-class PrecisionRecall(FeatureMetric):
+class NeighbourMetric(FeatureMetric):
+    """A k-NN-ball metric: ``formula(real, fake, k=k)`` gives the two values named ``outputs``."""
+
+    default_k = 3
+    outputs: tuple[str, str] = ("", "")
+
+    def __init__(self, k: int | None = None, **options) -> None:
+        super().__init__(**options)
+        self.k = _positive_int(self.name, "k", self.default_k if k is None else k)
+
+    @staticmethod
+    def formula(real, fake, *, k):
+        raise NotImplementedError
+
+    def score(self, real, fake, extractor):
+        return dict(zip(self.outputs, self.formula(real.features, fake.features, k=self.k)))
+
+
+class PrecisionRecall(NeighbourMetric):
     """Improved precision and recall with k-NN balls, k = 3 (Kynkäänniemi et al. 2019)."""
 
-    name = "pr"
-
-    def __init__(self, k: int = 3, **options) -> None:
-        super().__init__(**options)
-        self.k = _positive_int(self.name, "k", k)
-
-    def score(self, real, fake, extractor):
-        precision, recall = precision_recall(real.features, fake.features, k=self.k)
-        return {"precision": precision, "recall": recall}
+    name, default_k, outputs = "pr", 3, ("precision", "recall")
+    formula = staticmethod(precision_recall)
 
 
-class DensityCoverage(FeatureMetric):
+class DensityCoverage(NeighbourMetric):
     """Density and coverage with k-NN balls around the real samples, k = 5 (Naeem et al. 2020)."""
 
-    name = "dc"
-
-    def __init__(self, k: int = 5, **options) -> None:
-        super().__init__(**options)
-        self.k = _positive_int(self.name, "k", k)
-
-    def score(self, real, fake, extractor):
-        density, coverage = density_coverage(real.features, fake.features, k=self.k)
-        return {"density": density, "coverage": coverage}
+    name, default_k, outputs = "dc", 5, ("density", "coverage")
+    formula = staticmethod(density_coverage)
 
 
 class IntraClassFID(FeatureMetric):

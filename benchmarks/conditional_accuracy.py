@@ -1,0 +1,72 @@
+"""Conditional accuracy of the headline command and the conditional presets, with their wall times.
+
+Each command runs as a user would type it (``gantk train ...``, on the embedded mnist5k digits),
+then ``gantk eval RUN --metrics accuracy`` labels 1,000 generated samples (100 per class) with the
+classifier trained on the real digits. Printed per command: wall time of the training command,
+accuracy, the classifier's held-out accuracy; floors from the conditional-GAN issue: accuracy ≥ 0.90
+and at most 600 s of training on 2 CPU cores. Exit status 1 when a floor is missed.
+
+    python benchmarks/conditional_accuracy.py [--only headline,cgan] [--runs-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMANDS = {
+    "headline": ["--gen", "dcgan", "--disc", "acgan", "--loss", "hinge+contrastive"],
+    "cgan": ["--preset", "cgan"],
+    "acgan": ["--preset", "acgan"],
+    "contragan": ["--preset", "contragan"],
+}
+ACCURACY_FLOOR, SECONDS_FLOOR = 0.90, 600.0
+
+
+def gantk(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("gantk")
+    return subprocess.run([str(script), *args], capture_output=True, text=True)
+
+
+def measure(name: str, args: list[str], runs_dir: Path) -> dict:
+    started = time.perf_counter()
+    trained = gantk("train", *args, "--runs-dir", str(runs_dir), "--name", name, "--quiet")
+    seconds = time.perf_counter() - started
+    if trained.returncode != 0:
+        raise SystemExit(f"{name}: training failed:\n{trained.stderr}")
+    out = runs_dir / f"{name}-accuracy.json"
+    evaluated = gantk("eval", str(runs_dir / name), "--metrics", "accuracy", "--out", str(out))
+    if evaluated.returncode != 0:
+        raise SystemExit(f"{name}: evaluation failed:\n{evaluated.stderr}")
+    values = json.loads(out.read_text())["values"]
+    return {"name": name, "seconds": seconds, "accuracy": values["accuracy"],
+            "classifier": values["classifier_accuracy"],
+            "per_class": [round(values[f"accuracy/{k}"], 2) for k in range(10)]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(COMMANDS))
+    parser.add_argument("--runs-dir", type=Path, default=None)
+    args = parser.parse_args()
+    runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="gantk-conditional-"))
+    print(f"{os.cpu_count()} CPUs; runs in {runs_dir}")
+    ok = True
+    for name in args.only.split(","):
+        result = measure(name, COMMANDS[name], runs_dir)
+        met = result["accuracy"] >= ACCURACY_FLOOR and result["seconds"] <= SECONDS_FLOOR
+        ok &= met
+        print(f"{name:<10} {' '.join(COMMANDS[name]):<52} {result['seconds']:6.1f} s  accuracy {result['accuracy']:.3f}"
+              f"  (classifier {result['classifier']:.3f})  per class {result['per_class']}  "
+              f"{'ok' if met else 'FLOOR MISSED'}", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
