@@ -1,4 +1,4 @@
-"""FID speed and agreement: gantk's eigh-based FID against scipy.linalg.sqrtm, in one run.
+"""FID speed and agreement: gantk's symmetric-eigenvalue FID against scipy.linalg.sqrtm, in one run.
 
 Two Gaussian statistics of 2048-d features (Inception pool3's size) are made from random
 correlated features (``--samples`` per side). The reference is the textbook formula with
@@ -65,7 +65,7 @@ def main() -> int:
     difference = abs(ours - reference) / abs(reference)
     print(f"dimension {args.dim}, {args.samples} samples per side, {torch.get_num_threads()} threads")
     print(f"scipy.linalg.sqrtm FID  {reference:.10f}  {reference_s:7.3f} s")
-    print(f"gantk eigh FID          {ours:.10f}  {ours_s:7.3f} s")
+    print(f"gantk eigvalsh FID         {ours:.10f}  {ours_s:7.3f} s")
     print(f"speed ratio {ratio:.1f}x (floor {SPEED_FLOOR}x), relative difference {difference:.2e} "
           f"(floor {AGREEMENT_FLOOR:.0e})")
     ok = ratio >= SPEED_FLOOR and difference <= AGREEMENT_FLOOR

@@ -2,8 +2,10 @@
 
 :class:`DiversityMonitor` compares the spread of the fixed-noise samples with that of real data:
 ``diversity = mean pairwise distance(generated) / mean pairwise distance(real)`` (1 for a
-generator as varied as the data, near 0 when every latent gives the same sample). A value below
-``threshold`` warns once on stderr: the generator may be collapsing onto a few modes.
+generator as varied as the data, near 0 when every latent gives the same sample). When it falls
+below ``threshold`` after having been above it, a warning goes once to stderr: the generator may
+be collapsing onto a few modes. (An untrained generator starts near 0, so a low value before the
+samples ever spread out is not a collapse.)
 
 :class:`BestKeeper` follows one evaluation value (``--keep-best fid`` or ``accuracy:max``) and, each
 time it improves, exports the sampling generator to ``best_generator.safetensors`` (atomically)
@@ -44,10 +46,13 @@ class DiversityMonitor:
         self.reference = mean_pairwise_distance(real_samples[chosen])
         self.threshold = threshold
         self.warned = False
+        self.spread = False  # whether the samples have been at least ``threshold`` diverse yet
 
     def __call__(self, samples: Tensor, step: int) -> float:
         ratio = mean_pairwise_distance(samples) / max(self.reference, 1e-12)
-        if ratio < self.threshold and not self.warned:
+        if ratio >= self.threshold:
+            self.spread = True
+        elif self.spread and not self.warned:
             self.warned = True
             print(f"gantk: warning: at step {step} the generated samples are {ratio:.2f}x as diverse as real data "
                   f"(mean pairwise distance; below {self.threshold}): the generator may be collapsing onto a few "

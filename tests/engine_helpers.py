@@ -27,3 +27,12 @@ def gantk_command(*args: str, env: dict | None = None, **kwargs) -> subprocess.C
 def tiny_cli_args(*extra: str) -> list[str]:
     return ["train", "--gen", "dcgan", "--dataset", "digits", "-G", "width=8", "-G", "z_dim=16", "-D", "width=8",
             "--batch-size", "16", "--precision", "fp32", "--log-every", "1", "--quiet", *extra]
+
+
+def loss_records(run_dir) -> list[dict]:
+    """The loss lines of a run's metrics.jsonl (evaluation and diversity lines left out)."""
+    import json
+    from pathlib import Path
+
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if "steps_per_s" in record]

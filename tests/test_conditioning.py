@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import gantk
 from gantk.protocols import DataSpec
 from gantk.trainer import Trainer
 
-from engine_helpers import gantk_command, tiny_config
+from engine_helpers import gantk_command, loss_records, tiny_config
 
 IMAGES = DataSpec((1, 8, 8), 10, "digits")
 VECTORS = DataSpec((2,), 4, "points")
@@ -136,5 +135,5 @@ def test_headline_composition_trains(tmp_path):
                                   loss_options={"contrastive": {"dim": 16}}), tmp_path / "run", show_progress=False)
     assert trainer.discriminator.options["conditioning"] == "projection"
     trainer.train()
-    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    line = loss_records(tmp_path / "run")[-1]
     assert {"d/hinge", "d/contrastive", "g/hinge", "g/contrastive"} <= line.keys()

@@ -17,7 +17,7 @@ from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, read_chec
 from gantk.metrics_log import NonFiniteLossError
 from gantk.trainer import Trainer
 
-from engine_helpers import gantk_command, tiny_cli_args, tiny_config
+from engine_helpers import gantk_command, loss_records, tiny_cli_args, tiny_config
 
 
 def final_weights(run_dir) -> dict[str, torch.Tensor]:
@@ -81,7 +81,7 @@ def test_cli_train_writes_the_run_directory(tmp_path):
     run = tmp_path / "r"
     config = json.loads((run / "config.json").read_text())
     assert config["gen_options"] == {"width": 8, "z_dim": 16} and config["steps"] == 3
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = loss_records(run)
     assert [line["step"] for line in lines] == [1, 2, 3] and all("d/ns" in line and "g/ns" in line for line in lines)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
     assert (tmp_path / "latest").resolve() == run.resolve()
@@ -92,7 +92,7 @@ def test_composite_loss_logs_each_term(tmp_path):
     trainer = Trainer(tiny_config(steps=2, loss="wgan+10*gp", disc_options={"width": 8, "norm": "none"}),
                       tmp_path / "run", show_progress=False)
     trainer.train()
-    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    line = loss_records(tmp_path / "run")[-1]
     assert {"d/wgan", "d/gp", "g/wgan", "d/total", "g/total"} <= line.keys()
     assert line["d/total"] == pytest.approx(line["d/wgan"] + 10 * line["d/gp"], rel=1e-5)
 

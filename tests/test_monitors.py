@@ -23,9 +23,11 @@ def test_mean_pairwise_distance_is_the_average_over_distinct_pairs():
 def test_a_collapsed_generator_warns_once_and_a_varied_one_does_not(capsys):
     real = torch.randn(300, 1, 8, 8)
     monitor = DiversityMonitor(real)
+    collapsed = torch.randn(1, 1, 8, 8).repeat(64, 1, 1, 1) + 0.01 * torch.randn(64, 1, 8, 8)
+    assert monitor(collapsed, step=1) < 0.05  # an untrained generator starts collapsed: not a warning yet
+    assert capsys.readouterr().err == ""
     assert monitor(torch.randn(64, 1, 8, 8), step=10) == pytest.approx(1.0, abs=0.1)
     assert capsys.readouterr().err == ""
-    collapsed = torch.randn(1, 1, 8, 8).repeat(64, 1, 1, 1) + 0.01 * torch.randn(64, 1, 8, 8)
     assert monitor(collapsed, step=20) < 0.05
     assert monitor(collapsed, step=30) < 0.05
     warning = capsys.readouterr().err

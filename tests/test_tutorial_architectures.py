@@ -14,6 +14,7 @@ from gantk.config import TrainConfig
 from gantk.factories import call_factory
 from gantk.plugins.architectures import acgan, contragan
 from gantk.plugins.architectures._layers import multiples_near
+from engine_helpers import loss_records
 from gantk.plugins.architectures.acgan import build_acgan_discriminator, build_acgan_generator
 from gantk.plugins.architectures.contragan import build_contragan_discriminator, build_contragan_generator
 from gantk.protocols import DataSpec, DiscriminatorOutput
@@ -333,8 +334,7 @@ def test_few_steps_of_training_through_the_trainer(tmp_path, gen, loss, image_si
     trainer = Trainer(config, tmp_path / "run", registry=tutorial_registry(), show_progress=False)
     assert trainer.generator.conditional  # mul / concat by default
     trainer.train()
-    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    last = lines[-1]
+    last = loss_records(tmp_path / "run")[-1]
     assert {f"d/{term}", f"g/{term}"} <= last.keys()
     assert all(torch.isfinite(torch.tensor(v)) for v in last.values() if isinstance(v, float))
     head = next(m for m in trainer.loss.modules() if isinstance(m, nn.Linear))

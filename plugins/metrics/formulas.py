@@ -65,15 +65,19 @@ def _symmetric_sqrt(matrix: Tensor) -> Tensor:
 
 
 def trace_sqrt_product(sigma1: Tensor, sigma2: Tensor) -> Tensor:
-    """Tr((Σ₁Σ₂)^{1/2}) = Σ_i √λ_i, λ_i the eigenvalues of the symmetric PSD Σ₁^{1/2} Σ₂ Σ₁^{1/2}.
+    """Tr((Σ₁Σ₂)^{1/2}) = Σ_i √λ_i, λ_i the eigenvalues of Σ₁Σ₂, found through a symmetric matrix.
 
-    Σ₁Σ₂ is similar to Σ₁^{1/2} Σ₂ Σ₁^{1/2} (conjugate by Σ₁^{1/2}), so they share eigenvalues;
-    the latter is symmetric, so ``eigvalsh`` applies (``eigvalsh(Σ₁Σ₂)`` would not: Σ₁Σ₂ is not
-    symmetric). Eigenvalues at rounding-noise level (negative ones included) count as 0, so a
-    singular Σ (fewer samples than dimensions) adds no √noise terms.
+    With a factor Σ₁ = F Fᵀ, Σ₁Σ₂ is similar to the symmetric PSD Fᵀ Σ₂ F (conjugate by F), so they
+    share eigenvalues and ``eigvalsh`` applies (``eigvalsh(Σ₁Σ₂)`` would not: Σ₁Σ₂ is not
+    symmetric). F is the Cholesky factor L when Σ₁ is positive definite (fast), else Σ₁^{1/2} from
+    an eigen-decomposition (singular Σ₁: fewer samples than dimensions). Eigenvalues at
+    rounding-noise level (negative ones included) count as 0, so a singular Σ adds no √noise terms.
     """
-    root1 = _symmetric_sqrt(sigma1.to(torch.float64))
-    middle = root1 @ sigma2.to(torch.float64) @ root1  # Σ₁^{1/2} Σ₂ Σ₁^{1/2}
+    sigma1, sigma2 = sigma1.to(torch.float64), sigma2.to(torch.float64)
+    factor, info = torch.linalg.cholesky_ex(sigma1)  # Σ₁ = L Lᵀ
+    if int(info) != 0:  # not positive definite
+        factor = _symmetric_sqrt(sigma1)  # Σ₁ = Σ₁^{1/2} Σ₁^{1/2}
+    middle = factor.T @ sigma2 @ factor  # Fᵀ Σ₂ F
     eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2)
     return _numerical_zeros_removed(eigenvalues).sqrt().sum()
 
