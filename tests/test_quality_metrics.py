@@ -143,3 +143,33 @@ def test_gantk_eval_errors_are_one_paragraph_with_exit_2(ring_run, tmp_path):
         done = gantk_command("eval", str(ring_run), *args, env={"GANTK_CACHE_DIR": str(tmp_path)})
         assert done.returncode == 2, (args, done.stderr)
         assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+class LabelledReplay(nn.Module):
+    """A conditional fake generator: for label y it returns a real image of class (y + shift) % K."""
+
+    def __init__(self, dataset, shift: int = 0):
+        super().__init__()
+        self.z_dim, self.conditional, self.shift, self.spec = 3, True, shift, dataset.spec
+        self.register_buffer("images", dataset.samples.clone())
+        self.by_class = [torch.nonzero(dataset.labels == k).flatten() for k in range(dataset.spec.num_classes)]
+
+    def forward(self, z, y=None):
+        picks = (z[:, 0].abs() * 1e6).long()
+        classes = (y + self.shift) % len(self.by_class)
+        return torch.stack([self.images[self.by_class[c][p % len(self.by_class[c])]]
+                            for c, p in zip(classes.tolist(), picks.tolist())])
+
+
+def test_classifier_features_give_ifid_and_is_that_reward_the_right_classes(tmp_path, monkeypatch):
+    from gantk.plugins.datasets.digits import load_digits
+    monkeypatch.setenv("GANTK_CACHE_DIR", str(tmp_path))
+    digits = load_digits()
+    registry = gantk.get_registry()
+    right, wrong = LabelledReplay(digits), LabelledReplay(digits, shift=1)
+    ifid = registry.create("metric", "ifid", n=1000)
+    assert ifid(right, digits)["ifid"] < 0.5 * ifid(wrong, digits)["ifid"]
+    assert len([k for k in ifid(right, digits) if k.startswith("ifid/")]) == 10
+    assert ifid.protocol["extractor"] == "classifier" and len(ifid.protocol["weights_sha256"]) == 64
+    score = registry.create("metric", "is", n=1000)(right, digits)
+    assert 5.0 < score["is"] <= 10.0  # confident and balanced over 10 classes
