@@ -40,7 +40,8 @@ def eval_command(
         raise UsageError("--metrics needs at least one metric name, e.g. --metrics fid,kid (see 'gantk list metric').")
     target = resolve_target(model, runs_dir, registry, dataset=dataset, data_root=data_root)
     common = {"n": n, "seed": seed, "features": features, "inception_weights": inception_weights}
-    result = evaluate(target, build_metrics(names, registry, common, parse_term_assignments(metric_option, "--metric-option", "METRIC", "kid.subsets=50")), device=device)
+    specific = parse_term_assignments(metric_option, "--metric-option", "METRIC", "kid.subsets=50")
+    result = evaluate(target, build_metrics(names, registry, common, specific), device=device)
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = target.run_dir / "eval" / f"{stamp}.json" if target.run_dir else Path("eval.json")

@@ -60,16 +60,23 @@ def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, A
     return module, ComponentRecord(kind, entry.name, entry.source.package, entry.source.version, resolved)
 
 
+def build_dataset(registry: Registry, name: str, *, data_root: str | None, image_size: int | None,
+                  download: bool, options: dict[str, Any]) -> Dataset:
+    """A data set plugin called with the engine's options and its own ``options``."""
+    return registry.get("dataset", name).create(data_root=data_root, image_size=image_size, download=download,
+                                                **options)
+
+
 def build_components(config: TrainConfig, registry: Registry) -> Components:
     """Data set, G, D and the composite loss for ``config`` (on the CPU; the caller moves them)."""
     # Look every name up before loading any data, so that a typo fails at once.
-    dataset_entry = registry.get("dataset", config.dataset)
+    registry.get("dataset", config.dataset)
     generator_entry = registry.get("generator", config.gen)
     discriminator_entry = registry.get("discriminator", config.disc)
     for term in parse_loss_expression(config.loss):
         registry.get("loss", term.name)
-    dataset = call_factory("dataset", dataset_entry.name, dataset_entry.factory, data_root=config.data_root,
-                           image_size=config.image_size, download=config.download, **config.dataset_options)
+    dataset = build_dataset(registry, config.dataset, data_root=config.data_root, image_size=config.image_size,
+                            download=config.download, options=config.dataset_options)
     spec = dataset.spec
     loss = build_loss(config.loss, spec, config.loss_options, registry)
     label_terms = [name for name, term in zip(loss.names, loss.terms) if "labels" in term.needs]

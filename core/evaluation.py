@@ -11,7 +11,7 @@ A metric plugin is a factory returning ``metric(generator, dataset, *, device) -
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -36,6 +36,17 @@ def metric_names_for(requested: Sequence[str], conditional: bool, registry: Regi
                      "e.g. --eval-metrics fid, or drop --eval-every.")
 
 
+def run_metrics(metrics: dict[str, Any], generator: nn.Module, dataset: Dataset, device: torch.device | str,
+                shared: dict) -> dict[str, Any]:
+    """Every metric's values on ``generator``; metrics with ``shares_features`` also get ``shared``,
+    one dict for the whole evaluation, so that they draw samples and features once."""
+    values: dict[str, Any] = {}
+    for metric in metrics.values():
+        extra = {"shared": shared} if getattr(metric, "shares_features", False) else {}
+        values.update(metric(generator, dataset, device=device, **extra))  # each metric manages its grad mode
+    return values
+
+
 class PeriodicEvaluation:
     """Runs named metric plugins on a generator; returns their numeric values as ``eval/<key>``."""
 
@@ -45,12 +56,9 @@ class PeriodicEvaluation:
         self._kept: dict = {}  # what sharing metrics keep between evaluations (their feature extractors)
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:
-        results: dict[str, float] = {}
-        shared = dict(self._kept)  # metrics that share samples and features draw them once per evaluation
-        for metric in self.metrics.values():
-            extra = {"shared": shared} if getattr(metric, "shares_features", False) else {}
-            values = metric(generator, self.dataset, device=self.device, **extra)  # each manages its grad mode
-            results.update({f"eval/{key}": float(value) for key, value in values.items()
-                            if isinstance(value, (int, float)) and not isinstance(value, bool)})
+        shared = dict(self._kept)
+        values = run_metrics(self.metrics, generator, self.dataset, self.device, shared)
+        results = {f"eval/{key}": float(value) for key, value in values.items()
+                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
         self._kept = {key: value for key, value in shared.items() if key[0] == "extractor"}
         return results

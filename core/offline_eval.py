@@ -20,7 +20,9 @@ import gantk
 from gantk.config import TrainConfig
 from gantk.errors import UsageError
 from gantk.export import ExportedGenerator, load_generator
-from gantk.factories import call_factory, option_parameters
+from gantk.build import build_dataset
+from gantk.evaluation import run_metrics
+from gantk.factories import option_parameters
 from gantk.protocols import Dataset
 from gantk.registry import Registry
 from gantk.sampling import resolve_model
@@ -52,9 +54,7 @@ def dataset_for(generator_path: Path, registry: Registry, *, dataset: str | None
         spec = exported.spec
         size = spec.shape[-1] if spec.is_image and spec.shape[-1] == spec.shape[-2] else None
         root, options = data_root, {}
-    entry = registry.get("dataset", name)
-    data = call_factory("dataset", entry.name, entry.factory, data_root=root, image_size=size, download=False,
-                        **options)
+    data = build_dataset(registry, name, data_root=root, image_size=size, download=False, options=options)
     if tuple(data.spec.shape) != tuple(exported.spec.shape):
         raise UsageError(f"The generator makes samples of shape {tuple(exported.spec.shape)} but the data set "
                          f"'{name}' holds {tuple(data.spec.shape)}. Evaluate it against the data it was trained on "
@@ -71,22 +71,16 @@ def build_metrics(names: list[str], registry: Registry, common: dict[str, Any],
         parameters = option_parameters(entry.factory)
         takes = {p.name for p in parameters} if parameters is not None else set(common)
         options = {key: value for key, value in common.items() if key in takes and value is not None}
-        metrics[entry.name] = call_factory("metric", entry.name, entry.factory,
-                                           **{**options, **specific.get(name, {})})
+        metrics[entry.name] = entry.create(**{**options, **specific.get(name, {})})
     return metrics
 
 
 def evaluate(target: EvaluationTarget, metrics: dict[str, Any], *, device: str | torch.device = "cpu") -> dict:
     """Run the metrics on the target's generator; the JSON-ready result with values and protocols."""
     generator = load_generator(target.generator_path, device=device)
-    shared: dict = {}
-    values: dict[str, float] = {}
-    protocols: dict[str, dict] = {}
     started = time.perf_counter()
-    for name, metric in metrics.items():
-        extra = {"shared": shared} if getattr(metric, "shares_features", False) else {}
-        values.update(metric(generator, target.dataset, device=device, **extra))
-        protocols[name] = getattr(metric, "protocol", {}) or {"metric": name}
+    values = run_metrics(metrics, generator, target.dataset, device, shared={})
+    protocols = {name: getattr(metric, "protocol", {}) or {"metric": name} for name, metric in metrics.items()}
     return {
         "generator": str(target.generator_path), "run": str(target.run_dir) if target.run_dir else None,
         "dataset": target.dataset.spec.name, "values": values, "protocol": protocols,

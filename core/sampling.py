@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -15,16 +17,29 @@ from gantk.visuals import save_samples
 OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
 
 
+@contextlib.contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """Run ``module`` in eval mode (BatchNorm running statistics, no dropout); its mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = None, batch_size: int = 256,
          device: str | torch.device = "cpu") -> Tensor:
-    """``n`` samples from ``generator`` with latents from a generator seeded by ``seed`` (same seed, same samples)."""
+    """``n`` samples from ``generator`` in eval mode, with latents from a generator seeded by ``seed``
+    (same seed, same samples)."""
     noise = torch.Generator().manual_seed(seed)
     z = torch.randn(n, generator.z_dim, generator=noise)
     chunks = []
-    for start in range(0, n, batch_size):
-        y = labels[start:start + batch_size].to(device) if labels is not None else None
-        chunks.append(generator(z[start:start + batch_size].to(device), y).float().cpu())
+    with evaluating(generator):
+        for start in range(0, n, batch_size):
+            y = labels[start:start + batch_size].to(device) if labels is not None else None
+            chunks.append(generator(z[start:start + batch_size].to(device), y).float().cpu())
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 

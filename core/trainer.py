@@ -42,6 +42,7 @@ from gantk.precision import describe, resolve_dtype
 from gantk.progress import TrainingProgress
 from gantk.registry import Registry, get_registry
 from gantk.run_dir import is_main_process, point_latest
+from gantk.sampling import evaluating
 from gantk.visuals import save_samples
 
 GENERATOR_FILE = "generator.safetensors"
@@ -194,11 +195,8 @@ class Trainer:
         """The fixed-noise picture; its samples' diversity (relative to real data) goes to ``log``."""
         if not self.main:
             return None
-        generator = self.sample_generator()
-        was_training = generator.training
-        generator.eval()
-        samples = generator(self.fixed_z, self.fixed_labels)
-        generator.train(was_training)
+        with evaluating(self.sample_generator()) as generator:
+            samples = generator(self.fixed_z, self.fixed_labels)
         if self.diversity is not None and log is not None:
             log.write(self.step, {"diversity": self.diversity(samples, self.step)})
         return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",

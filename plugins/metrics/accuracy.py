@@ -45,13 +45,8 @@ class ConditionalAccuracy:
         classes = dataset.spec.num_classes
         _require_same_classes(generator, classes, dataset.spec.name)
         labels = torch.arange(classes).repeat_interleave(self.n_per_class)
-        was_training = generator.training
-        generator.eval()
-        try:
-            samples = draw(generator, len(labels), seed=self.seed, labels=labels, batch_size=self.batch_size,
-                           device=device)
-        finally:
-            generator.train(was_training)
+        samples = draw(generator, len(labels), seed=self.seed, labels=labels, batch_size=self.batch_size,
+                       device=device)  # eval mode
         if tuple(samples.shape[1:]) != dataset.spec.shape:
             raise UsageError(
                 f"{METRIC} compares generated samples with the data set '{dataset.spec.name}', but the generator "

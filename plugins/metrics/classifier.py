@@ -29,6 +29,7 @@ import gantk
 from gantk.errors import GantkError, UsageError
 from gantk.protocols import Dataset
 from gantk.safetensors_io import read_safetensors, write_safetensors
+from gantk.sampling import evaluating
 
 #: Bump when the architecture or the training recipe changes: older cache files are then retrained.
 RECIPE_VERSION = 1
@@ -117,14 +118,9 @@ def require_labelled_images(dataset: Dataset, purpose: str = "This metric") -> N
 # ----------------------------------------------------------------------------- training
 def classify(model: nn.Module, samples: Tensor, *, batch_size: int = 1000, device: str | torch.device = "cpu") -> Tensor:
     """The predicted class (N,) int64 on the CPU for each sample, in eval mode and without gradients."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            chunks = [model(samples[i:i + batch_size].to(device, torch.float32)).argmax(1).cpu()
-                      for i in range(0, len(samples), batch_size)]
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        chunks = [model(samples[i:i + batch_size].to(device, torch.float32)).argmax(1).cpu()
+                  for i in range(0, len(samples), batch_size)]
     return torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.int64)
 
 

@@ -148,12 +148,7 @@ def generated_set(extractor: FeatureExtractor, generator: nn.Module, n: int, *, 
     """``n`` samples of ``generator`` (eval mode, seeded latents, balanced labels when conditional)."""
     conditional = getattr(generator, "conditional", False) is True
     labels = balanced_labels(n, generator.spec.num_classes) if conditional else None
-    was_training = generator.training
-    generator.eval()
-    try:
-        samples = draw(generator, n, seed=seed, labels=labels, device=device).float()
-    finally:
-        generator.train(was_training)
+    samples = draw(generator, n, seed=seed, labels=labels, device=device)  # eval mode, float32
     return SampleSet(samples, labels, extractor.features(samples))
 
 

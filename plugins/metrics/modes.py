@@ -48,12 +48,7 @@ class ModeCoverage:
                              f"the data set is '{name}'. Use it with --dataset ring8 or grid25, or pick another "
                              "metric (gantk list metric).")
         centres, std = MIXTURES[name]
-        was_training = generator.training
-        generator.eval()
-        try:
-            samples = draw(generator, self.n, seed=self.seed, device=device)
-        finally:
-            generator.train(was_training)
+        samples = draw(generator, self.n, seed=self.seed, device=device)  # eval mode
         self.protocol = {"metric": "modes", "dataset": name, "generated_samples": self.n, "seed": self.seed,
                          "mode_std": std, "high_quality_radius": 3 * std, "modes_total": len(centres()),
                          "gantk_version": gantk.__version__}
