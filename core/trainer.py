@@ -259,7 +259,8 @@ class Trainer:
                     log.add(self.step, values)
                     progress.advance(self.step)
                     last = self.step == config.steps
-                    checkpoint_due = self.step % config.checkpoint_every == 0 or last or stop.requested
+                    stopping = stop.requested  # read once: a Ctrl-C arriving later in this step waits for the next
+                    checkpoint_due = self.step % config.checkpoint_every == 0 or last or stopping
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
                     if self.step % config.sample_every == 0 or last:
@@ -268,7 +269,7 @@ class Trainer:
                         progress.note(self.evaluate(log))
                     if checkpoint_due:
                         self.save_checkpoint()
-                    if stop.requested:
+                    if stopping:
                         raise TrainingInterrupted(
                             f"Interrupted at step {self.step}; the run was saved to {self.run_dir}. Continue it with "
                             f"'gantk train --resume {self.run_dir}'.")

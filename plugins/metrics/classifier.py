@@ -223,6 +223,10 @@ def _load_cached(path: Path, expected: dict[str, str], model: ImageClassifier) -
     stale = [key for key in _MATCHING if metadata.get(key) != expected[key]]
     if stale:
         return None, f"made for other data or options ({', '.join(stale)} differ)"
+    expected_keys = set(model.state_dict())
+    if set(tensors) != expected_keys:  # strict loading forgives a missing BatchNorm num_batches_tracked
+        missing, extra = sorted(expected_keys - set(tensors)), sorted(set(tensors) - expected_keys)
+        return None, f"incomplete: missing {missing or 'nothing'}, unexpected {extra or 'nothing'}"
     try:
         accuracy = float(metadata["gantk.heldout_accuracy"])
         model.load_state_dict(tensors, strict=True)
