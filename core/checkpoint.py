@@ -57,6 +57,14 @@ class Checkpoint:
 
     def restore_optimizer(self, name: str, optimizer: torch.optim.Optimizer) -> None:
         optimizer.load_state_dict(tensor_tree.join(self.tensors, self.skeletons[f"optim/{name}"]))
+        # safetensors stores row-major tensors: give per-parameter state (Adam's moments) its parameter's
+        # layout back (channels-last convs), so that a resumed run computes bit for bit as an unbroken one
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                state = optimizer.state.get(parameter, {})
+                for key, value in state.items():
+                    if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
+                        state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
     def extra(self) -> Any:
         return tensor_tree.join(self.tensors, self.skeletons["extra"])

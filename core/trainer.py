@@ -31,6 +31,7 @@ from gantk.batches import make_batches
 from gantk.build import Components, build_components, make_optimizer, resolve_device
 from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
 from gantk.config import TrainConfig
+from gantk.cpu_tuning import add_conv_bias_separately, keep_freed_memory, training_memory_format
 from gantk.ema import EMA
 from gantk.evaluation import PeriodicEvaluation, metric_names_for
 from gantk.errors import GantkError, UsageError
@@ -102,10 +103,14 @@ class Trainer:
         registry = registry or get_registry()
         self.components: Components = build_components(config, registry)
         c = self.components
-        # bf16/fp16 convolutions run fastest on channels-last tensors (oneDNN's AMX kernels, tensor cores)
-        memory_format = torch.channels_last if self.dtype is not None and c.spec.is_image else torch.preserve_format
+        memory_format = training_memory_format(self.device, self.dtype, c.spec.is_image)
         self.generator = c.generator.to(self.device, memory_format=memory_format)
         self.discriminator = c.discriminator.to(self.device, memory_format=memory_format)
+        if self.device.type == "cpu":
+            keep_freed_memory()
+            if self.dtype is torch.bfloat16:
+                for network in (self.generator, self.discriminator):
+                    add_conv_bias_separately(network)
         self.loss = c.loss.to(self.device)
         self.ema = EMA(self.generator, config.ema) if config.ema else None
         g_optimizer = make_optimizer(config.g_optimizer, self.generator.parameters())
