@@ -11,15 +11,18 @@ does it fast), and their ratios to the plain fp32 loop, measured in one run. The
 ``gan1d`` preset (tiny MLPs, 5 D steps per G step) against a bare loop: per-step overhead.
 
 Each loop runs in its own fresh process (the engine tunes process-wide settings that a plain loop
-would not have), in interleaved rounds; a ratio is taken within each round, and the median over
-rounds is reported, which keeps slow drifts of a shared machine out of the ratios.
+would not have), in interleaved rounds. Within a process a rate is the median over windows of a few
+steps after a warm-up (gantk's own per-window steps/s from metrics.jsonl, which include its loss
+read-back); a ratio is taken within each round and the median over rounds is reported, which keeps
+the bursts and drifts of a shared machine out of the ratios.
 
-    python benchmarks/throughput.py [--steps 30] [--warmup 5] [--gan1d-steps 1500] [--rounds 3]
+    python benchmarks/throughput.py [--steps 40] [--window 5] [--warmup 5] [--gan1d-steps 1500] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,7 @@ from gantk.registry import PluginSource, Registry
 from gantk.trainer import Trainer
 
 Z_DIM, BATCH, IMAGES = 100, 128, 4096
+GAN1D_WINDOW = 100  # gan1d steps per timed window
 
 
 class TutorialGenerator(nn.Module):
@@ -100,7 +104,7 @@ def tutorial_plugin(images: torch.Tensor) -> Registry:
     return registry
 
 
-def plain_loop_rate(images: torch.Tensor, steps: int, warmup: int) -> float:
+def plain_loop_rate(images: torch.Tensor, steps: int, warmup: int, window: int) -> float:
     """The reference: the same networks, data, loss and optimizers in a hand-written fp32 loop."""
     torch.manual_seed(0)
     generator, discriminator = TutorialGenerator(), TutorialDiscriminator()
@@ -120,39 +124,40 @@ def plain_loop_rate(images: torch.Tensor, steps: int, warmup: int) -> float:
         g_loss.backward()
         g_optimizer.step()
 
-    return timed(step, steps, warmup)
+    return timed(step, steps, warmup, window)
 
 
-def timed(step, steps: int, warmup: int) -> float:
+def timed(step, steps: int, warmup: int, window: int) -> float:
+    """Median steps/s over windows of ``window`` steps, after ``warmup`` steps (as gantk logs them)."""
     for _ in range(warmup):
         step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - started)
+    rates = []
+    for _ in range(max(1, steps // window)):
+        started = time.perf_counter()
+        for _ in range(window):
+            step()
+        rates.append(window / (time.perf_counter() - started))
+    return statistics.median(rates)
 
 
-def gantk_rate(registry: Registry, options: dict, steps: int, warmup: int) -> float:
-    """Steps/s of the gantk training loop in its steady state.
+def gantk_rate(registry: Registry, options: dict, steps: int, warmup: int, window: int) -> float:
+    """Median steps/s of the gantk training loop over its log windows, after ``warmup`` steps.
 
-    ``Trainer.train()`` ends every call with a checkpoint, a sample picture and an export. Two
-    calls, of ``steps`` and ``2·steps`` steps, each pay that once, so the difference of their
-    times is the time of ``steps`` loop steps alone (losses are still read back every 50 steps).
+    The engine reads its losses back every ``log_every`` steps and writes each window's steps/s
+    into metrics.jsonl (the read-back and the write are inside the window); no checkpoint or
+    sample picture falls inside a window, so the median window is the loop's steady state.
     """
-    config = TrainConfig.from_options({"ema": None, "log_every": 50, "sample_every": 10**9,
-                                       "checkpoint_every": 10**9, **options})
+    total = warmup + window * max(1, steps // window)
+    config = TrainConfig.from_options({"ema": None, "log_every": window, "sample_every": 10**9,
+                                       "checkpoint_every": 10**9, "steps": total, **options})
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, Path(run_dir), registry=registry, show_progress=False)
-        seconds = []
-        for length in (warmup, steps, 2 * steps):
-            trainer.config.steps = trainer.step + length
-            started = time.perf_counter()
-            trainer.train()
-            seconds.append(time.perf_counter() - started)
-        return steps / (seconds[2] - seconds[1])
+        Trainer(config, Path(run_dir), registry=registry, show_progress=False).train()
+        lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+        records = [record for record in map(json.loads, lines) if "steps_per_s" in record]
+        return statistics.median(record["steps_per_s"] for record in records if record["step"] > warmup)
 
 
-def gan1d_bare_rate(steps: int, warmup: int) -> float:
+def gan1d_bare_rate(steps: int, warmup: int, window: int) -> float:
     """A bare loop of the gan1d preset: MLPs 10→50→50→1 and 1→50→50→1, 5 D steps per G step, Adam 1e-3."""
     torch.manual_seed(0)
     data = torch.randn(64000, 1)
@@ -178,7 +183,18 @@ def gan1d_bare_rate(steps: int, warmup: int) -> float:
         g_loss.backward()
         g_optimizer.step()
 
-    return timed(step, steps, warmup)
+    return timed(step, steps, warmup, window)
+
+
+def cpu_model() -> str:
+    """The CPU's model name and its bf16 features: the auto ratio depends on them (AMX or not)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU model unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    features = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in info]
+    return f"{name} ({', '.join(features) or 'no bf16 instructions'})"
 
 
 LOOPS = ("plain", "gantk-fp32", "gantk-auto", "gan1d-bare", "gan1d-gantk")
@@ -187,16 +203,16 @@ LOOPS = ("plain", "gantk-fp32", "gantk-auto", "gan1d-bare", "gan1d-gantk")
 def measure(loop: str, args: argparse.Namespace) -> float:
     """Steps/s of one loop, measured in this process."""
     if loop == "plain":
-        return plain_loop_rate(benchmark_images(), args.steps, args.warmup)
+        return plain_loop_rate(benchmark_images(), args.steps, args.warmup, args.window)
     if loop == "gan1d-bare":
-        return gan1d_bare_rate(args.gan1d_steps, 50)
+        return gan1d_bare_rate(args.gan1d_steps, GAN1D_WINDOW, GAN1D_WINDOW)
     registry = tutorial_plugin(benchmark_images())
     if loop.startswith("gan1d"):
         preset = gantk.get_registry().create("preset", "gan1d")
-        return gantk_rate(registry, {**preset, "precision": "fp32"}, args.gan1d_steps, 50)
+        return gantk_rate(registry, {**preset, "precision": "fp32"}, args.gan1d_steps, GAN1D_WINDOW, GAN1D_WINDOW)
     model = {"gen": "tutorial32", "disc": "tutorial32", "dataset": "bench32", "loss": "ns", "batch_size": BATCH,
              "lr": 2e-4, "betas": (0.5, 0.999)}
-    return gantk_rate(registry, {**model, "precision": loop.removeprefix("gantk-")}, args.steps, args.warmup)
+    return gantk_rate(registry, {**model, "precision": loop.removeprefix("gantk-")}, args.steps, args.warmup, args.window)
 
 
 def measure_in_fresh_process(loop: str, args: argparse.Namespace) -> float:
@@ -206,6 +222,7 @@ def measure_in_fresh_process(loop: str, args: argparse.Namespace) -> float:
     loops must run as a user would run them, in a process that gantk has not touched.
     """
     command = [sys.executable, __file__, "--measure", loop, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--window", str(args.window),
                "--gan1d-steps", str(args.gan1d_steps)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -215,7 +232,8 @@ def measure_in_fresh_process(loop: str, args: argparse.Namespace) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--window", type=int, default=5, help="steps per timed window (the median window counts)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--gan1d-steps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3,
@@ -242,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         ("gan1d bare loop, fp32 (reference)", "gan1d-bare", 1.0, ""),
         ("gan1d preset in gantk, fp32", "gan1d-gantk", ratio("gan1d-gantk", "gan1d-bare"), ">= 0.9"),
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ContraGAN-tutorial shapes, batch {BATCH}, "
+    print(f"{cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads, ContraGAN-tutorial shapes, batch {BATCH}, "
           f"32x32x3, ns loss; {args.rounds} interleaved rounds, each loop in a fresh process")
     print(f"{'loop':<40} {'steps/s':>9} {'ratio':>7}  floor   (steps/s: median of rounds; ratio: median of per-round ratios)")
     for name, loop, value, floor in rows:
