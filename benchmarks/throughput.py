@@ -16,7 +16,7 @@ steps after a warm-up (gantk's own per-window steps/s from metrics.jsonl, which 
 read-back); a ratio is taken within each round and the median over rounds is reported, which keeps
 the bursts and drifts of a shared machine out of the ratios.
 
-    python benchmarks/throughput.py [--steps 40] [--window 5] [--warmup 5] [--gan1d-steps 1500] [--rounds 3]
+    python benchmarks/throughput.py [--steps 40] [--window 5] [--warmup 5] [--gan1d-steps 1500] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=5, help="steps per timed window (the median window counts)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--gan1d-steps", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of all loops, interleaved; ratios are taken within a round, then the median")
     parser.add_argument("--measure", choices=LOOPS, help=argparse.SUPPRESS)  # internal: one loop, print its rate
     args = parser.parse_args(argv)

@@ -62,7 +62,7 @@ class Checkpoint:
         for group in optimizer.param_groups:
             for parameter in group["params"]:
                 state = optimizer.state.get(parameter, {})
-                for key, value in state.items():
+                for key, value in list(state.items()):
                     if torch.is_tensor(value) and value.shape == parameter.shape and value.stride() != parameter.stride():
                         state[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
