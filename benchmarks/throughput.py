@@ -148,8 +148,9 @@ def gantk_rate(registry: Registry, options: dict, steps: int, warmup: int, windo
     sample picture falls inside a window, so the median window is the loop's steady state.
     """
     total = warmup + window * max(1, steps // window)
-    config = TrainConfig.from_options({"ema": None, "log_every": window, "sample_every": 10**9,
-                                       "checkpoint_every": 10**9, "steps": total, **options})
+    # the measurement's settings win over a preset's (gan1d's samples, checkpoints and 5,000 steps)
+    config = TrainConfig.from_options({**options, "ema": None, "log_every": window, "sample_every": 10**9,
+                                       "checkpoint_every": 10**9, "steps": total})
     with tempfile.TemporaryDirectory() as run_dir:
         Trainer(config, Path(run_dir), registry=registry, show_progress=False).train()
         lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
