@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from gantk.errors import UsageError
+from gantk.safetensors_io import write_atomic
 
 #: Metrics whose smaller values are better; every other metric is taken as larger-is-better.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "ifid", "reverse_kl"})
@@ -98,6 +99,6 @@ class BestKeeper:
             return False
         self.best = value
         self.export(self.run_dir / "best_generator.safetensors", {"best_step": step, "best_" + self.key: value})
-        (self.run_dir / "best.json").write_text(json.dumps({"step": step, "metric": self.key, "value": value,
-                                                            "lower_is_better": self.lower_is_better}) + "\n")
+        record = {"step": step, "metric": self.key, "value": value, "lower_is_better": self.lower_is_better}
+        write_atomic(self.run_dir / "best.json", (json.dumps(record) + "\n").encode())  # read back on --resume
         return True

@@ -131,11 +131,13 @@ def make_extractor(kind: str, dataset: Dataset, *, device: torch.device | str = 
 # ---------------------------------------------------------------------------------- samples
 @dataclass(frozen=True)
 class SampleSet:
-    """Samples with their labels (None when unlabelled) and their features."""
+    """Samples with their labels (None when unlabelled) and their features; a real set also records
+    the SHA-256 of the data set it was drawn from (for the metrics' protocol)."""
 
     samples: Tensor | None
     labels: Tensor | None
     features: Tensor
+    data_sha256: str = ""
 
 
 def balanced_labels(n: int, num_classes: int) -> Tensor:
@@ -171,9 +173,9 @@ def real_set(extractor: FeatureExtractor, dataset: Dataset, n: int, *, seed: int
         try:
             tensors, stored = read_safetensors(path)
             if all(stored.get(key) == value for key, value in metadata.items()):
-                return SampleSet(None, labels, tensors["features"])
+                return SampleSet(None, labels, tensors["features"], digest)
         except gantk.GantkError:
             pass  # unreadable: recomputed and rewritten below
     features = extractor.features(dataset.samples[chosen])
     write_safetensors(path, {"features": features.contiguous()}, metadata)
-    return SampleSet(None, labels, features)
+    return SampleSet(None, labels, features, digest)

@@ -22,7 +22,6 @@ from torch import nn
 
 import gantk
 from gantk.errors import UsageError
-from gantk.plugins.metrics.classifier import data_sha256
 from gantk.plugins.metrics.features import EXTRACTORS, SampleSet, generated_set, make_extractor, real_set
 from gantk.plugins.metrics.formulas import (FewSamplesWarning, density_coverage, frechet_distance, gaussian_statistics,
                                             inception_score, kernel_inception_distance, precision_recall)
@@ -70,7 +69,7 @@ class FeatureMetric:
         self.protocol = {"metric": self.name, "extractor": extractor.name, "feature_dim": extractor.dim,
                          "weights_sha256": extractor.weights_sha256, "real_samples": len(real.features),
                          "generated_samples": len(fake.features), "seed": self.seed,
-                         "dataset": dataset.spec.name, "data_sha256": data_sha256(dataset),
+                         "dataset": dataset.spec.name, "data_sha256": real.data_sha256,
                          "gantk_version": gantk.__version__}
         return self.score(real, fake, extractor)
 
