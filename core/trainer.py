@@ -31,7 +31,7 @@ from gantk.batches import make_batches
 from gantk.build import Components, build_components, make_optimizer, resolve_device
 from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
 from gantk.config import TrainConfig
-from gantk.cpu_tuning import add_conv_bias_separately, keep_freed_memory, training_memory_format
+from gantk.cpu_tuning import keep_freed_memory, training_memory_format, tune_bf16_cpu_convolutions
 from gantk.ema import EMA
 from gantk.evaluation import PeriodicEvaluation, metric_names_for
 from gantk.errors import GantkError, UsageError
@@ -110,7 +110,7 @@ class Trainer:
             keep_freed_memory()
             if self.dtype is torch.bfloat16:
                 for network in (self.generator, self.discriminator):
-                    add_conv_bias_separately(network)
+                    tune_bf16_cpu_convolutions(network)
         self.loss = c.loss.to(self.device)
         self.ema = EMA(self.generator, config.ema) if config.ema else None
         g_optimizer = make_optimizer(config.g_optimizer, self.generator.parameters())

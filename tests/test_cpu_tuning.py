@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from gantk.cpu_tuning import KEEP_FREED_MEMORY_ENV, add_conv_bias_separately, training_memory_format
+from gantk.cpu_tuning import KEEP_FREED_MEMORY_ENV, tune_bf16_cpu_convolutions, training_memory_format
 from gantk.trainer import Trainer
 
 from engine_helpers import tiny_config
@@ -20,12 +20,12 @@ from engine_helpers import tiny_config
 def conv_stack() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"), nn.LeakyReLU(0.2),
-                         nn.ConvTranspose2d(8, 4, 4, 2, 1), nn.Conv2d(4, 4, 3, bias=False))
+                         nn.ConvTranspose2d(8, 6, 4, 2, 1), nn.ConvTranspose2d(6, 6, 3, bias=False))
 
 
 def test_separate_bias_computes_the_same_outputs_and_gradients():
     stock, tuned = conv_stack(), conv_stack()
-    assert add_conv_bias_separately(tuned) == 2  # the bias-free conv is left alone
+    assert tune_bf16_cpu_convolutions(tuned) == 2  # a bias-free transposed conv with 6 outputs: nothing to change
     assert tuned.state_dict().keys() == stock.state_dict().keys()
     x = torch.randn(4, 3, 8, 8)
     torch.testing.assert_close(tuned(x), stock(x), rtol=1e-6, atol=1e-6)
@@ -35,12 +35,12 @@ def test_separate_bias_computes_the_same_outputs_and_gradients():
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5, msg=name)
     # ConvTranspose2d's output_size argument still picks the output padding
     y = torch.randn(2, 8, 8, 8)
-    assert tuned[2](y, output_size=[17, 17]).shape == stock[2](y, output_size=[17, 17]).shape == (2, 4, 17, 17)
+    assert tuned[2](y, output_size=[17, 17]).shape == stock[2](y, output_size=[17, 17]).shape == (2, 6, 17, 17)
 
 
 def test_separate_bias_under_bf16_keeps_bf16_activations_and_survives_a_deep_copy():
     tuned = conv_stack()
-    add_conv_bias_separately(tuned)
+    tune_bf16_cpu_convolutions(tuned)
     copied = copy.deepcopy(tuned)  # the EMA generator is a deep copy
     assert copied[0].forward.__self__ is copied[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -53,7 +53,7 @@ def test_layers_with_a_forward_of_their_own_are_left_alone():
             return 2 * super().forward(x)
 
     model = nn.Sequential(Doubling(3, 3, 1))
-    assert add_conv_bias_separately(model) == 0
+    assert tune_bf16_cpu_convolutions(model) == 0
     assert "forward" not in vars(model[0])
 
 
