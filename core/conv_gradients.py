@@ -25,10 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gantk.narrow_conv import NARROW_CHANNELS, narrow_conv_transpose2d_to
-
-#: A convolution whose output map has at most this many positions takes the GEMM weight gradient.
-SMALL_MAP_POSITIONS = 16
+from gantk.narrow_conv import narrow_conv_transpose2d_to
 
 
 def _patch_rows(x: Tensor, kernel, stride, padding, out_hw) -> Tensor:
@@ -71,11 +68,6 @@ class _Conv2dOwnGradients(torch.autograd.Function):
             grad_x = grads[0] if onednn_x else grad_x
             grad_w = grads[1] if onednn_w else grad_w
         return grad_x, grad_w, None, None, None, None
-
-
-def own_gradients_plan(in_channels: int, out_hw: tuple[int, int]) -> tuple[bool, bool]:
-    """(narrow input, small map): which of a Conv2d's gradients this module computes."""
-    return in_channels <= NARROW_CHANNELS, out_hw[0] * out_hw[1] <= SMALL_MAP_POSITIONS
 
 
 def conv2d_with_own_gradients(x: Tensor, weight: Tensor, stride, padding, narrow_input: bool,

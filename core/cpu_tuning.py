@@ -30,13 +30,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gantk.conv_gradients import conv2d_with_own_gradients, own_gradients_plan
-from gantk.narrow_conv import NARROW_CHANNELS, narrow_conv2d, narrow_conv_transpose2d, transposed_output_hw
+from gantk.conv_gradients import conv2d_with_own_gradients
+from gantk.narrow_conv import narrow_conv2d, narrow_conv_transpose2d, transposed_output_hw
 
 #: Set to 0 to leave glibc's malloc settings alone (the process then returns freed memory to the OS).
 KEEP_FREED_MEMORY_ENV = "GANTK_KEEP_FREED_MEMORY"
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameter numbers from glibc's <malloc.h>
+
+# When gantk's own bf16 convolution kernels beat oneDNN's (measured on 2 AVX512-BF16 cores; docs/training.md):
+#: an image side has at most this many channels (8 or 16 output channels ran slower than oneDNN),
+NARROW_CHANNELS = 4
+#: and at least this many positions per kernel tap (a 7×7 → 1×1 head ran 10× slower as 49 shifted adds),
+NARROW_MIN_POSITIONS_PER_TAP = 4
+#: and at least this many positions over the batch (below it the fixed cost per call ate the gain:
+#: the default DCGAN's 64×28×28 sides were no faster in a training step);
+NARROW_MIN_BATCH_POSITIONS = 2**16
+#: a "small map" has at most this many output positions per sample (an 8×8 map was slower as a GEMM)
+SMALL_MAP_POSITIONS = 16
+#: and at least this many over the batch (the GEMM's depth; a 64-deep one was no faster).
+SMALL_MAP_MIN_BATCH_POSITIONS = 1024
 
 
 def training_memory_format(device: torch.device, dtype: torch.dtype | None, is_image: bool) -> torch.memory_format:
@@ -84,26 +97,32 @@ def _may_reroute(module: nn.Conv2d | nn.ConvTranspose2d) -> bool:
     return isinstance(module, nn.Conv2d) or module.out_channels <= NARROW_CHANNELS
 
 
-def _images(side: list[int] | tuple[int, ...], kernel: tuple[int, int]) -> bool:
-    """At least 4 positions per kernel tap: a picture, not a 7×7 → 1×1 head (whose 49 shifted adds
-    would cost more than the convolution; measured, docs/training.md)."""
-    return side[0] * side[1] >= 4 * kernel[0] * kernel[1]
+def _image_side(batch: int, side, kernel) -> bool:
+    """An image side worth the shifted adds: enough positions per kernel tap and over the batch."""
+    positions = side[0] * side[1]
+    return (positions >= NARROW_MIN_POSITIONS_PER_TAP * kernel[0] * kernel[1]
+            and batch * positions >= NARROW_MIN_BATCH_POSITIONS)
+
+
+def _small_map(batch: int, out_hw) -> bool:
+    positions = out_hw[0] * out_hw[1]
+    return positions <= SMALL_MAP_POSITIONS and batch * positions >= SMALL_MAP_MIN_BATCH_POSITIONS
 
 
 def _bf16_kernel(module: nn.Conv2d | nn.ConvTranspose2d, input: Tensor,
                  output_padding) -> Callable[[Tensor, Tensor], Tensor] | None:
     """gantk's computation of this call of a plain layer under bf16, or None for oneDNN's."""
-    kernel, stride, padding = module.kernel_size, module.stride, module.padding
+    kernel, stride, padding, batch = module.kernel_size, module.stride, module.padding, input.shape[0]
     if isinstance(module, nn.ConvTranspose2d):
         out_hw = transposed_output_hw(input.shape[-2:], kernel, stride, padding, output_padding)
-        if module.out_channels <= NARROW_CHANNELS and _images(out_hw, kernel):
+        if module.out_channels <= NARROW_CHANNELS and _image_side(batch, out_hw, kernel):
             return lambda x, w: narrow_conv_transpose2d(x, w, stride, padding, output_padding)
         return None
     out_hw = [(n + 2 * p - k) // s + 1 for n, p, k, s in zip(input.shape[-2:], padding, kernel, stride)]
-    if module.out_channels <= NARROW_CHANNELS and tuple(stride) == (1, 1) and _images(out_hw, kernel):
+    if module.out_channels <= NARROW_CHANNELS and tuple(stride) == (1, 1) and _image_side(batch, out_hw, kernel):
         return lambda x, w: narrow_conv2d(x, w, padding)
-    narrow_input, small_map = own_gradients_plan(module.in_channels, out_hw)
-    narrow_input = narrow_input and _images(input.shape[-2:], kernel)
+    narrow_input = module.in_channels <= NARROW_CHANNELS and _image_side(batch, input.shape[-2:], kernel)
+    small_map = _small_map(batch, out_hw)
     if narrow_input or small_map:
         return lambda x, w: conv2d_with_own_gradients(x, w, stride, padding, narrow_input, small_map)
     return None

@@ -24,10 +24,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: A side with at most this many channels is "narrow" (measured in docs/training.md).
-NARROW_CHANNELS = 4
-
-
 def _tap_windows(tap: int, stride: int, padding: int, n_in: int, n_out: int) -> tuple[slice, slice] | None:
     """The input rows h with 0 ≤ s·h + tap − p < n_out, and the output rows they land on."""
     first = max(0, -((tap - padding) // stride))  # ⌈(p − tap)/s⌉, at least 0
