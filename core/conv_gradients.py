@@ -7,9 +7,9 @@ docs/training.md, 2-core AVX512-BF16):
   first layer): it is a transposed convolution with 1–4 output channels, computed by
   :mod:`gantk.narrow_conv` as a matrix product plus shifted adds;
 - **the weight gradient of a layer with a small output map** (at most 16 positions, the last
-  strided layer of a 32×32 or 64×64 discriminator): oneDNN works through the map position by
-  position and ran at half its forward speed (5.4–6.0 ms against 2.5 ms for the same 2.1 GFLOP on
-  the ContraGAN tutorial's 128→256 layer). The weight gradient
+  strided layer of a 32×32 or 64×64 discriminator): there oneDNN's backward-weights pass ran at
+  half its forward speed (5.4–6.0 ms against 2.5 ms for the same 2.1 GFLOP on the ContraGAN
+  tutorial's 128→256 layer). The weight gradient
 
       dL/dW[o, c, i, j] = Σ_{b, h, w} dL/dy[b, o, h, w] · x_pad[b, c, s·h + i, s·w + j]
 
