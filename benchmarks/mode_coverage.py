@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import gantk
-from gantk.config import TrainConfig
-from gantk.trainer import Trainer
+from gantk.engine.config import TrainConfig
+from gantk.engine.trainer import Trainer
 
 #: PacGAN Table 1 (ALGORITHMS.md §4): modes, high-quality %, reverse KL.
 PUBLISHED = {

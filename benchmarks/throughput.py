@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import gantk
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 from gantk.protocols import DataSpec, Dataset, DiscriminatorOutput
 from gantk.registry import PluginSource, Registry
-from gantk.trainer import Trainer
+from gantk.engine.trainer import Trainer
 
 Z_DIM, BATCH, IMAGES = 100, 128, 4096
 GAN1D_WINDOW = 100  # gan1d steps per timed window

@@ -1,7 +1,9 @@
 """The ``gantk`` command: the Typer application and its entry point.
 
-The root app holds the global options (``--version``, ``--debug``); commands live in their own
-modules and are added here; plugin packages add more through the ``register_commands`` hook.
+The root app holds the global options (``--version``, ``--debug``); the core commands (train, sample,
+export, info, list, plugins, presets) live in their own modules and are added here. Every other
+command comes through the ``register_commands`` hook: gantk's own tools (eval, report,
+interpolate: ``gantk.plugins.tools``) exactly as a third-party package's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Optional
 import typer
 
 import gantk
-from gantk.cli import evaluate, listing, models, report, train
+from gantk.cli import listing, models, train
 from gantk.cli.errors import DEBUG_ENV, GantkGroup
 from gantk.errors import GantkError
 from gantk.registry import Registry, get_registry
@@ -48,8 +50,6 @@ def build_app(registry: Registry | None = None) -> typer.Typer:
     listing.add_commands(app)
     train.add_commands(app)
     models.add_commands(app)
-    report.add_commands(app)
-    evaluate.add_commands(app)
     registry = registry or get_registry()
     registry.call_hook("register_commands", lambda source: {"app": app})
     return app

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from gantk.cli.completion import KIND_ALIASES, complete_kind, names_of
-from gantk.config import as_flags
+from gantk.completion import KIND_ALIASES, complete_kind, names_of
+from gantk.engine.config import as_flags
 from gantk.errors import UsageError
 from gantk.names import close_matches
 from gantk.registry import KINDS, get_registry

@@ -22,8 +22,8 @@ def sample_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Draw samples from a trained generator."""
-    from gantk.export import load_generator
-    from gantk.sampling import class_labels, draw, resolve_model, write_samples
+    from gantk.engine.export import load_generator
+    from gantk.engine.sampling import class_labels, draw, resolve_model, write_samples
 
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}.")
@@ -43,8 +43,8 @@ def export_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Export a run's generator (EMA weights when present) from its newest checkpoint to safetensors."""
-    from gantk.run_dir import find_run
-    from gantk.run_export import export_run
+    from gantk.engine.run_dir import find_run
+    from gantk.engine.run_export import export_run
 
     written = export_run(find_run(run, runs_dir), out)
     typer.echo(f"Exported {written}")
@@ -52,7 +52,7 @@ def export_command(
 
 def info_command(path: Path = typer.Argument(..., help="A generator export or a checkpoint (.safetensors).")) -> None:
     """Print what a gantk safetensors file holds: kind, plugin, version, config, tensors."""
-    from gantk.safetensors_io import read_safetensors
+    from gantk.engine.safetensors_io import read_safetensors
 
     tensors, metadata = read_safetensors(path)
     typer.echo(f"file: {path}")

@@ -7,15 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from gantk.cli.completion import names_of
-from gantk.config import TrainConfig, apply_overrides
+from gantk.completion import names_of
+from gantk.engine.config import TrainConfig, apply_overrides
 from gantk.errors import UsageError
-from gantk.option_values import parse_assignments, parse_term_assignments, parse_value
+from gantk.options import parse_assignments, parse_term_assignments, parse_value
 from gantk.registry import get_registry
-from gantk.run_dir import find_run, new_run_dir
+from gantk.engine.run_dir import find_run, new_run_dir
 
 #: Options that may change when a run is resumed (everything else must match the saved config).
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard",
+             "cpu_kernels",
              "eval_every", "eval_metrics", "keep_best"}
 
 
@@ -79,6 +80,7 @@ def train_command(
     d_betas: Optional[str] = typer.Option(None, help="Discriminator betas."),
     ema: Optional[str] = typer.Option(None, help="EMA decay of G's weights (e.g. 0.999), or 'off'."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 where fast), fp32, bf16 or fp16."),
+    cpu_kernels: Optional[str] = typer.Option(None, help="gantk's own bf16 CPU convolution kernels: auto or off."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
     log_every: Optional[int] = typer.Option(None, help="Read losses back and log every N steps."),
@@ -99,14 +101,14 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train a GAN chosen by name. With no options: a DCGAN on the embedded MNIST digits."""
-    from gantk.trainer import Trainer  # torch-heavy: imported when training
+    from gantk.engine.trainer import Trainer  # torch-heavy: imported when training
 
     explicit = {key: value for key, value in {
         "gen": gen, "disc": disc, "loss": loss, "dataset": dataset, "data_root": data_root, "image_size": image_size,
         "download": download, "steps": steps, "batch_size": batch_size, "n_critic": n_critic, "lr": lr,
         "g_lr": g_lr, "d_lr": d_lr, "g_opt": g_opt, "d_opt": d_opt, "betas": _betas(betas),
         "g_betas": _betas(g_betas), "d_betas": _betas(d_betas), "precision": precision,
-        "device": device, "seed": seed, "log_every": log_every, "sample_every": sample_every,
+        "cpu_kernels": cpu_kernels, "device": device, "seed": seed, "log_every": log_every, "sample_every": sample_every,
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints, "num_samples": num_samples,
         "tensorboard": tensorboard, "eval_every": eval_every, "eval_metrics": eval_metrics,
         "keep_best": keep_best,

@@ -35,8 +35,8 @@ _LAZY = {
     "Generator": "gantk.protocols",
     "Discriminator": "gantk.protocols",
     "GeneratorStep": "gantk.protocols",
-    "load_generator": "gantk.export",
-    "export_generator": "gantk.export",
+    "load_generator": "gantk.engine.export",
+    "export_generator": "gantk.engine.export",
 }
 
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 
 #: A DCGAN on the 8x8 digits, narrow enough to train a step in milliseconds.
 TINY = {"gen": "dcgan", "dataset": "digits", "gen_options": {"width": 8, "z_dim": 16},

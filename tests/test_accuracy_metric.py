@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import gantk
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 from gantk.errors import GantkError, UsageError
 from gantk.plugins.datasets.digits import load_digits
 from gantk.plugins.metrics import accuracy
@@ -19,8 +19,8 @@ from gantk.plugins.metrics.accuracy import ConditionalAccuracy, accuracy_metric
 from gantk.plugins.metrics.classifier import (ImageClassifier, classify, default_cache_dir, load_or_train_classifier,
                                               split_indices)
 from gantk.protocols import DataSpec, Dataset
-from gantk.safetensors_io import read_safetensors, write_safetensors
-from gantk.trainer import Trainer
+from gantk.engine.safetensors_io import read_safetensors, write_safetensors
+from gantk.engine.trainer import Trainer
 from engine_helpers import tiny_config
 
 

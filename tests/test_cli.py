@@ -100,7 +100,7 @@ def test_shell_completion_of_plugin_names():
 
 
 def test_loss_expression_completion_completes_the_last_term():
-    from gantk.cli.completion import names_of
+    from gantk.completion import names_of
 
     assert names_of("loss")("hinge+0.5*r") == ["hinge+0.5*r1"]
     assert "wgan+gp" in names_of("loss")("wgan+g")

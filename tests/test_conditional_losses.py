@@ -17,8 +17,8 @@ from torch import nn
 
 import gantk
 from gantk.factories import call_factory
-from gantk.gan_step import NoiseToSampleStep
-from gantk.loss_composition import CompositeLoss, build_loss
+from gantk.engine.gan_step import NoiseToSampleStep
+from gantk.engine.loss_composition import CompositeLoss, build_loss
 from gantk.plugins.losses import ac, bce, contrastive, gp, hinge, r1
 from gantk.plugins.losses.ac import ac_discriminator_loss, ac_generator_loss, build_ac, classifier_cross_entropy
 from gantk.plugins.losses.contrastive import build_contrastive, contrastive_2c_loss, unit_vectors

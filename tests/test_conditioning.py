@@ -8,7 +8,7 @@ import torch
 
 import gantk
 from gantk.protocols import DataSpec
-from gantk.trainer import Trainer
+from gantk.engine.trainer import Trainer
 
 from engine_helpers import gantk_command, loss_records, tiny_config
 

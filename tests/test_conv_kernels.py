@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gantk.cpu_tuning import tune_bf16_cpu_convolutions
-from gantk.conv_gradients import conv2d_with_own_gradients
-from gantk.narrow_conv import narrow_conv2d, narrow_conv_transpose2d
+from gantk.accel.bf16_convolutions import tune_bf16_cpu_convolutions
+from gantk.accel.conv_gradients import conv2d_with_own_gradients
+from gantk.accel.narrow_conv import narrow_conv2d, narrow_conv_transpose2d
 
 F64 = torch.float64
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from gantk.cpu_tuning import KEEP_FREED_MEMORY_ENV, tune_bf16_cpu_convolutions, training_memory_format
-from gantk.trainer import Trainer
+from gantk.accel.bf16_convolutions import tune_bf16_cpu_convolutions
+from gantk.engine.memory import KEEP_FREED_MEMORY_ENV, training_memory_format
+from gantk.engine.trainer import Trainer
 
 from engine_helpers import tiny_config
 
@@ -67,7 +68,7 @@ def test_memory_format_choice():
 
 FAULTS_PER_STEP = """
 import resource, sys, torch
-from gantk.cpu_tuning import keep_freed_memory
+from gantk.engine.memory import keep_freed_memory
 print(keep_freed_memory())
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import gantk
-from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, read_checkpoint
-from gantk.metrics_log import NonFiniteLossError
-from gantk.trainer import Trainer
+from gantk.engine.checkpoint import list_checkpoints, load_latest_checkpoint, read_checkpoint
+from gantk.engine.metrics_log import NonFiniteLossError
+from gantk.engine.trainer import Trainer
 
 from engine_helpers import gantk_command, loss_records, tiny_cli_args, tiny_config
 
@@ -47,7 +47,7 @@ def test_export_round_trip_in_a_fresh_process_matches_the_ema_generator(tmp_path
     trainer = Trainer(tiny_config(steps=6, ema=0.9), tmp_path / "run", show_progress=False)
     result = trainer.train()
     assert result.exported == tmp_path / "run" / "generator.safetensors"
-    from gantk.sampling import draw
+    from gantk.engine.sampling import draw
 
     expected = draw(trainer.ema.model.eval(), 12, seed=7)
     out = tmp_path / "samples.safetensors"
@@ -251,7 +251,7 @@ def test_resume_refuses_to_change_the_model(tmp_path):
 
 
 def test_preset_overrides_follow_what_the_flag_replaces():
-    from gantk.config import apply_overrides
+    from gantk.engine.config import apply_overrides
 
     preset = {"gen": "dcgan", "disc": "dcgan", "loss": "wgan+10*gp", "disc_options": {"norm": "none"},
               "loss_options": {"wgan": {"clip": 0.01}}, "g_lr": 1e-4, "d_lr": 1e-4, "g_betas": (0.0, 0.9)}

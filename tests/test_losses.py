@@ -13,7 +13,7 @@ from torch import nn
 
 import gantk
 from gantk.factories import call_factory
-from gantk.loss_composition import build_loss
+from gantk.engine.loss_composition import build_loss
 from gantk.plugins.losses.bce import (
     bce_discriminator_loss, build_bce, build_ns, minimax_generator_loss, non_saturating_generator_loss,
 )

@@ -8,8 +8,8 @@ import torch
 
 import gantk
 from gantk.errors import UsageError
-from gantk.monitors import BestKeeper, DiversityMonitor, mean_pairwise_distance, parse_keep_best
-from gantk.trainer import Trainer
+from gantk.engine.monitors import BestKeeper, DiversityMonitor, mean_pairwise_distance, parse_keep_best
+from gantk.engine.trainer import Trainer
 from engine_helpers import tiny_config
 
 

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import gantk
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 from gantk.errors import UsageError
-from gantk.interpolation import interpolate, slerp
-from gantk.report import build_report, evenly_spaced
-from gantk.sampling import draw
-from gantk.trainer import Trainer
+from gantk.plugins.tools.interpolation import interpolate, slerp
+from gantk.plugins.tools.report import build_report, evenly_spaced
+from gantk.engine.sampling import draw
+from gantk.engine.trainer import Trainer
 
 from engine_helpers import gantk_command, tiny_config
 

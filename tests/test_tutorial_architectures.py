@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import gantk
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 from gantk.factories import call_factory
 from gantk.plugins.architectures import acgan, contragan
 from gantk.plugins.architectures._layers import multiples_near
@@ -19,7 +19,7 @@ from gantk.plugins.architectures.acgan import build_acgan_discriminator, build_a
 from gantk.plugins.architectures.contragan import build_contragan_discriminator, build_contragan_generator
 from gantk.protocols import DataSpec, DiscriminatorOutput
 from gantk.registry import Registry
-from gantk.trainer import Trainer
+from gantk.engine.trainer import Trainer
 
 K = 10
 BUILDERS = {"acgan": (build_acgan_generator, build_acgan_discriminator),

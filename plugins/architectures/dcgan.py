@@ -34,7 +34,7 @@ from gantk.plugins.architectures._layers import (
     CONV_NORMS, BackboneDiscriminator, LatentGenerator, choice, conv_norm, dcgan_init_, pairs,
     positive_int, require_image, size_error, spectral_normalise_,
 )
-from gantk.option_values import as_bool
+from gantk.options import as_bool
 from gantk.conditioning import resolve_conditioning
 from gantk.protocols import DataSpec
 

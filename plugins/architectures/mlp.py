@@ -38,7 +38,7 @@ from gantk.plugins.architectures._layers import (
     ACTIVATIONS, BackboneDiscriminator, LatentGenerator, choice, int_list, pairs,
     make_activation, positive_int, sequence_of, spectral_normalise_,
 )
-from gantk.option_values import as_bool
+from gantk.options import as_bool
 from gantk.conditioning import Conditioning, resolve_conditioning
 from gantk.protocols import DataSpec
 

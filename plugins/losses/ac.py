@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gantk
-from gantk.option_values import as_bool
+from gantk.options import as_bool
 from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 

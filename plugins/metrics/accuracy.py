@@ -17,7 +17,7 @@ import gantk
 from gantk.errors import UsageError
 from gantk.plugins.metrics.classifier import classify, load_or_train_classifier, require_labelled_images
 from gantk.protocols import Dataset
-from gantk.sampling import draw
+from gantk.engine.sampling import draw
 
 METRIC = "The conditional-accuracy metric"
 

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 import gantk
 from gantk.errors import GantkError, UsageError
 from gantk.protocols import Dataset
-from gantk.safetensors_io import read_safetensors, write_safetensors
-from gantk.sampling import evaluating
+from gantk.engine.safetensors_io import read_safetensors, write_safetensors
+from gantk.engine.sampling import evaluating
 
 #: Bump when the architecture or the training recipe changes: older cache files are then retrained.
 RECIPE_VERSION = 1

@@ -32,8 +32,8 @@ from gantk.errors import UsageError
 from gantk.plugins.metrics.classifier import (data_sha256, default_cache_dir, load_or_train_classifier,
                                               require_labelled_images)
 from gantk.protocols import Dataset
-from gantk.safetensors_io import read_safetensors, write_safetensors
-from gantk.sampling import draw
+from gantk.engine.safetensors_io import read_safetensors, write_safetensors
+from gantk.engine.sampling import draw
 
 EXTRACTORS = ("auto", "classifier", "inception", "raw")
 

@@ -16,7 +16,7 @@ from gantk.errors import UsageError
 from gantk.plugins.datasets.mixtures import GRID25_STD, RING8_STD, grid25_modes, ring8_modes
 from gantk.plugins.metrics.formulas import reverse_kl_to_uniform
 from gantk.protocols import Dataset
-from gantk.sampling import draw
+from gantk.engine.sampling import draw
 
 #: The mixtures this metric knows: their mode centres and the standard deviation around each.
 MIXTURES = {"ring8": (ring8_modes, RING8_STD), "grid25": (grid25_modes, GRID25_STD)}

@@ -14,8 +14,8 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from gantk.loss_composition import CompositeLoss
-from gantk.precision import autocast
+from gantk.engine.loss_composition import CompositeLoss
+from gantk.engine.precision import autocast
 from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep
 
 

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 from gantk.errors import GantkError, UsageError
-from gantk.interpolation import (INTERPOLATION_STEPS, MAX_CLASS_ROWS, SCATTER_SAMPLES, known_modes,
+from gantk.plugins.tools.interpolation import (INTERPOLATION_STEPS, MAX_CLASS_ROWS, SCATTER_SAMPLES, known_modes,
                                  save_interpolation)
-from gantk.run_dir import find_run
-from gantk.visuals import pyplot, save_figure
+from gantk.engine.run_dir import find_run
+from gantk.engine.visuals import pyplot, save_figure
 
 REPORT_DIR = "report"
 MAX_SAMPLE_PICTURES = 12
@@ -302,7 +302,7 @@ def _samples(run: Path, out: Path, spec: dict) -> str:
 
 
 def _interpolation(run: Path, out: Path, device: str | torch.device) -> str:
-    from gantk.export import load_generator
+    from gantk.engine.export import load_generator
 
     exported = run / "generator.safetensors"
     if not exported.is_file():

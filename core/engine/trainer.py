@@ -27,24 +27,25 @@ from typing import Any
 
 import torch
 
-from gantk.batches import make_batches
-from gantk.build import Components, build_components, make_optimizer, resolve_device
-from gantk.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
-from gantk.config import TrainConfig
-from gantk.cpu_tuning import keep_freed_memory, training_memory_format, tune_bf16_cpu_convolutions
-from gantk.ema import EMA
-from gantk.evaluation import PeriodicEvaluation, metric_names_for
+from gantk.engine.batches import make_batches
+from gantk.engine.build import Components, build_components, make_optimizer, resolve_device
+from gantk.engine.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
+from gantk.engine.config import TrainConfig
+from gantk.accel import enable_cpu_kernels
+from gantk.engine.memory import keep_freed_memory, training_memory_format
+from gantk.engine.ema import EMA
+from gantk.engine.scoring import PeriodicEvaluation, metric_names_for
 from gantk.errors import GantkError, UsageError
-from gantk.export import export_generator
-from gantk.gan_step import NoiseToSampleStep
-from gantk.metrics_log import MetricsLog, NonFiniteLossError
-from gantk.monitors import BestKeeper, DiversityMonitor, parse_keep_best
-from gantk.precision import describe, resolve_dtype
-from gantk.progress import TrainingProgress
+from gantk.engine.export import export_generator
+from gantk.engine.gan_step import NoiseToSampleStep
+from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError
+from gantk.engine.monitors import BestKeeper, DiversityMonitor, parse_keep_best
+from gantk.engine.precision import describe, resolve_dtype
+from gantk.engine.progress import TrainingProgress
 from gantk.registry import Registry, get_registry
-from gantk.run_dir import is_main_process, point_latest
-from gantk.sampling import evaluating
-from gantk.visuals import save_samples
+from gantk.engine.run_dir import is_main_process, point_latest
+from gantk.engine.sampling import evaluating
+from gantk.engine.visuals import save_samples
 
 GENERATOR_FILE = "generator.safetensors"
 COMPONENTS_FILE = "components.json"
@@ -108,9 +109,7 @@ class Trainer:
         self.discriminator = c.discriminator.to(self.device, memory_format=memory_format)
         if self.device.type == "cpu":
             keep_freed_memory()
-            if self.dtype is torch.bfloat16:
-                for network in (self.generator, self.discriminator):
-                    tune_bf16_cpu_convolutions(network)
+        enable_cpu_kernels([self.generator, self.discriminator], self.device, self.dtype, config.cpu_kernels)
         self.loss = c.loss.to(self.device)
         self.ema = EMA(self.generator, config.ema) if config.ema else None
         g_optimizer = make_optimizer(config.g_optimizer, self.generator.parameters())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gantk.checkpoint import load_latest_checkpoint
+from gantk.engine.checkpoint import load_latest_checkpoint
 from gantk.errors import GantkError
-from gantk.export import ComponentRecord, ExportedGenerator, build_generator, export_generator
+from gantk.engine.export import ComponentRecord, ExportedGenerator, build_generator, export_generator
 from gantk.protocols import DataSpec
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from gantk.errors import UsageError
-from gantk.safetensors_io import write_atomic
+from gantk.engine.safetensors_io import write_atomic
 
 #: Metrics whose smaller values are better; every other metric is taken as larger-is-better.
 LOWER_IS_BETTER = frozenset({"fid", "kid", "ifid", "reverse_kl"})

@@ -59,6 +59,7 @@ class TrainConfig:
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     ema: float | None = 0.999  # β of the EMA of G; None disables it
     precision: str = "auto"
+    cpu_kernels: str = "auto"  # gantk.accel's bf16 CPU convolutions: auto (where they apply) or off
     device: str = "auto"
     seed: int = 0
     # what to write
@@ -93,6 +94,8 @@ class TrainConfig:
         if reserved:
             raise UsageError(f"{', '.join(reserved)} cannot be given as --data-option; use "
                              f"{', '.join('--' + r.replace('_', '-') for r in reserved)} instead.")
+        if self.cpu_kernels not in ("auto", "off"):
+            raise UsageError(f"--cpu-kernels must be auto or off, got '{self.cpu_kernels}'.")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
 

@@ -15,11 +15,11 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from gantk.config import OptimizerConfig, TrainConfig
+from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.errors import UsageError
-from gantk.export import ComponentRecord
+from gantk.engine.export import ComponentRecord
 from gantk.factories import call_factory
-from gantk.loss_composition import CompositeLoss, build_loss, parse_loss_expression
+from gantk.engine.loss_composition import CompositeLoss, build_loss, parse_loss_expression
 from gantk.protocols import DataSpec, Dataset
 from gantk.registry import Entry, Registry
 

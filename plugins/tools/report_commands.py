@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+import gantk
+
 
 def report_command(
     run: str = typer.Argument(..., help="A run directory or a run name under --runs-dir."),
@@ -14,7 +16,7 @@ def report_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Write an HTML report of a run: losses, metrics, samples over time, a latent interpolation."""
-    from gantk.report import build_report, report_run
+    from gantk.plugins.tools.report import build_report, report_run
 
     typer.echo(str(build_report(report_run(run, runs_dir), out)))
 
@@ -30,15 +32,16 @@ def interpolate_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Draw a spherical interpolation between two latents: a strip of images, or a plot for vector data."""
-    from gantk.export import load_generator
-    from gantk.interpolation import save_interpolation
-    from gantk.sampling import resolve_model
+    from gantk.engine.export import load_generator
+    from gantk.plugins.tools.interpolation import save_interpolation
+    from gantk.engine.sampling import resolve_model
 
     generator = load_generator(resolve_model(model, runs_dir), device=device)
     written = save_interpolation(generator, out, steps=steps, seed=seed, label=label, device=device)
     typer.echo(f"Wrote a {steps}-frame interpolation to {written}")
 
 
-def add_commands(app: typer.Typer) -> None:
+@gantk.hookimpl
+def register_commands(app: typer.Typer) -> None:
     app.command("report")(report_command)
     app.command("interpolate")(interpolate_command)

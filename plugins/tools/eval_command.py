@@ -8,10 +8,12 @@ from typing import List, Optional
 
 import typer
 
-from gantk.cli.completion import names_of
-from gantk.config import split_names
+import gantk
+
+from gantk.completion import names_of
+from gantk.engine.config import split_names
 from gantk.errors import UsageError
-from gantk.option_values import parse_term_assignments
+from gantk.options import parse_term_assignments
 from gantk.registry import get_registry
 
 
@@ -32,7 +34,7 @@ def eval_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Score a generator with metric plugins; writes the values and the protocol as JSON."""
-    from gantk.offline_eval import build_metrics, evaluate, resolve_target, write_result  # torch-heavy
+    from gantk.plugins.tools.evaluation import build_metrics, evaluate, resolve_target, write_result  # torch-heavy
 
     registry = get_registry()
     names = split_names(metrics)
@@ -52,5 +54,6 @@ def eval_command(
     typer.echo(f"Result and protocol: {out}")
 
 
-def add_commands(app: typer.Typer) -> None:
+@gantk.hookimpl
+def register_commands(app: typer.Typer) -> None:
     app.command("eval")(eval_command)

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from gantk.errors import GantkError, UsageError
-from gantk.safetensors_io import write_atomic, write_safetensors
-from gantk.visuals import save_samples
+from gantk.engine.safetensors_io import write_atomic, write_safetensors
+from gantk.engine.visuals import save_samples
 
 OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
 

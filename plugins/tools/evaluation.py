@@ -17,15 +17,15 @@ from typing import Any
 import torch
 
 import gantk
-from gantk.config import TrainConfig
+from gantk.engine.config import TrainConfig
 from gantk.errors import UsageError
-from gantk.export import ExportedGenerator, load_generator
-from gantk.build import build_dataset
-from gantk.evaluation import run_metrics
+from gantk.engine.export import ExportedGenerator, load_generator
+from gantk.engine.build import build_dataset
+from gantk.engine.scoring import run_metrics
 from gantk.factories import option_parameters
 from gantk.protocols import Dataset
 from gantk.registry import Registry
-from gantk.sampling import resolve_model
+from gantk.engine.sampling import resolve_model
 
 
 @dataclass(frozen=True)

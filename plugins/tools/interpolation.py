@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gantk.errors import UsageError
-from gantk.visuals import pyplot, save_figure
+from gantk.engine.visuals import pyplot, save_figure
 
 INTERPOLATION_STEPS = 10
 MAX_CLASS_ROWS = 10
@@ -52,7 +52,7 @@ def latent_path(z_dim: int, steps: int, seed: int) -> Tensor:
 # ------------------------------------------------------------------ interpolation pictures
 def interpolation_labels(generator: nn.Module, steps: int, label: int | None) -> tuple[Tensor | None, int]:
     """Labels for the frames (row-major) and the number of rows: one row per class, or of ``label``."""
-    from gantk.sampling import class_labels
+    from gantk.engine.sampling import class_labels
 
     if label is not None or not getattr(generator, "conditional", False):
         labels, _ = class_labels(generator, steps, label, False)  # checks the label fits this generator
@@ -80,7 +80,7 @@ def save_interpolation(generator: nn.Module, out: Path, *, steps: int = INTERPOL
 
     ``.npz``/``.safetensors`` get the raw frames and labels, as ``gantk sample`` writes them.
     """
-    from gantk.sampling import write_samples
+    from gantk.engine.sampling import write_samples
 
     out = Path(out)
     frames, labels, _ = interpolate(generator, steps=steps, seed=seed, label=label, device=device)
@@ -101,7 +101,7 @@ def known_modes(name: str) -> Tensor | None:
 
 def _save_vector_interpolation(generator: nn.Module, frames: Tensor, steps: int, seed: int, out: Path,
                                device: str | torch.device) -> Path:
-    from gantk.sampling import draw
+    from gantk.engine.sampling import draw
 
     plt = pyplot()
     spec = generator.spec

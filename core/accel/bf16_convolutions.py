@@ -1,28 +1,19 @@
-"""How the engine makes the same model train faster on a CPU without changing what it computes.
+"""bf16 convolutions on a CPU, routed per call to the faster of oneDNN's kernel and gantk's own.
 
-Three settings, each measured on the ContraGAN tutorial shapes of ``benchmarks/throughput.py``
-(2 cores with AVX512-BF16; docs/training.md has the figures):
+Measured on the ContraGAN tutorial shapes of ``benchmarks/throughput.py`` (2 cores with
+AVX512-BF16; docs/performance.md has the figures):
 
-- **Channels-last tensors** for image models: oneDNN's convolution kernels work on NHWC data, so
-  NCHW tensors are reordered on every call. On a CPU this pays in fp32 as well as in bf16.
-- **Freed host memory kept for reuse** (:func:`keep_freed_memory`): glibc's malloc serves big
-  blocks with fresh ``mmap`` regions and unmaps them when freed, so every step page-faults all of
-  its activations back in.
 - **bf16 convolutions tuned per layer** (:func:`tune_bf16_cpu_convolutions`): the bias is added
   outside oneDNN, whose AVX512-BF16 backward-weights kernel spends nearly as long reducing the bias
   gradient as computing the weight gradient (a separate add, whose gradient is a plain sum, is far
   cheaper); layers with 1–4 channels on one side (image in or out) go through
-  :mod:`gantk.narrow_conv`, and layers with small output maps take their weight gradient as one
-  GEMM (:mod:`gantk.conv_gradients`). These round differently from oneDNN, the only numerical
+  :mod:`gantk.accel.narrow_conv`, and layers with small output maps take their weight gradient as one
+  GEMM (:mod:`gantk.accel.conv_gradients`). These round differently from oneDNN, the only numerical
   difference of these settings.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import os
-import platform
 import types
 from collections.abc import Callable
 
@@ -30,13 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gantk.conv_gradients import conv2d_with_own_gradients
-from gantk.narrow_conv import narrow_conv2d, narrow_conv_transpose2d, transposed_output_hw
-
-#: Set to 0 to leave glibc's malloc settings alone (the process then returns freed memory to the OS).
-KEEP_FREED_MEMORY_ENV = "GANTK_KEEP_FREED_MEMORY"
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameter numbers from glibc's <malloc.h>
+from gantk.accel.conv_gradients import conv2d_with_own_gradients
+from gantk.accel.narrow_conv import narrow_conv2d, narrow_conv_transpose2d, transposed_output_hw
 
 # When gantk's own bf16 convolution kernels beat oneDNN's (measured on 2 AVX512-BF16 cores; docs/training.md):
 #: an image side has at most this many channels (8 or 16 output channels ran slower than oneDNN),
@@ -50,38 +36,6 @@ NARROW_MIN_BATCH_POSITIONS = 2**16
 SMALL_MAP_POSITIONS = 16
 #: and at least this many over the batch (the GEMM's depth; a 64-deep one made the default step 1.6 % slower).
 SMALL_MAP_MIN_BATCH_POSITIONS = 1024
-
-
-def training_memory_format(device: torch.device, dtype: torch.dtype | None, is_image: bool) -> torch.memory_format:
-    """Channels-last for image models on a CPU (any precision) or under reduced precision elsewhere.
-
-    On CUDA, channels-last pays with tensor cores (bf16/fp16); fp32 stays in the default layout.
-    """
-    if is_image and (device.type == "cpu" or dtype is not None):
-        return torch.channels_last
-    return torch.preserve_format
-
-
-@functools.lru_cache(maxsize=None)
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed blocks for reuse instead of unmapping them; True when applied.
-
-    ``M_MMAP_MAX = 0`` serves every block from the heap (glibc still falls back to ``mmap`` when
-    the heap cannot grow) and a huge ``M_TRIM_THRESHOLD`` never hands the heap's top back, so a
-    step's activations reuse the previous step's pages instead of faulting fresh ones in: the
-    behaviour of jemalloc or tcmalloc, which PyTorch's CPU tuning guides preload for this reason.
-    The cost is that the process keeps its peak memory until it exits. Process-wide and done once;
-    a no-op off glibc or with ``GANTK_KEEP_FREED_MEMORY=0``.
-    """
-    if os.environ.get(KEEP_FREED_MEMORY_ENV, "1") == "0" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def _is_plain(module: nn.Conv2d | nn.ConvTranspose2d) -> bool:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gantk.narrow_conv import narrow_conv_transpose2d_to
+from gantk.accel.narrow_conv import narrow_conv_transpose2d_to
 
 
 def _patch_rows(x: Tensor, kernel, stride, padding, out_hw) -> Tensor:

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 import gantk
-from gantk import tensor_tree
+from gantk.engine import tensor_tree
 from gantk.errors import GantkError
-from gantk.safetensors_io import read_safetensors, write_safetensors
+from gantk.engine.safetensors_io import read_safetensors, write_safetensors
 
 CHECKPOINT_DIR = "checkpoints"
 _PATTERN = "step_*.safetensors"

@@ -20,7 +20,7 @@ from torch import nn
 import gantk
 from gantk.errors import GantkError, UnknownNameError
 from gantk.protocols import DataSpec
-from gantk.safetensors_io import read_metadata, read_safetensors, write_safetensors
+from gantk.engine.safetensors_io import read_metadata, read_safetensors, write_safetensors
 
 
 @dataclass(frozen=True)
