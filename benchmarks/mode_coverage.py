@@ -46,7 +46,7 @@ def run_preset(preset: str, seed: int, runs_dir: Path, steps: int | None) -> tup
     trainer = Trainer(config, runs_dir / f"{preset}-seed{seed}", show_progress=False)
     trainer.train()
     seconds = time.perf_counter() - started
-    dataset = trainer.components.dataset
+    dataset = trainer.dataset
     return gantk.get_registry().create("metric", "modes")(trainer.sample_generator(), dataset), seconds
 
 

@@ -1,7 +1,7 @@
 """The hooks a gantk plugin can implement (pluggy project name ``"gantk"``).
 
 A plugin is a module listed under the ``gantk`` entry-point group. It implements any of the
-hooks below, each marked with ``@gantk.hookimpl``. The seven ``register_*`` hooks receive one
+hooks below, each marked with ``@gantk.hookimpl``. The eight ``register_*`` hooks receive one
 argument, ``register``, a callable with the signature::
 
     register(name, factory, *, summary="", aliases=())
@@ -98,6 +98,20 @@ def register_metrics(register):
         ``metric(generator, dataset, *, device="cpu") -> dict[str, float]`` with a generator already
         on ``device`` and a :class:`gantk.Dataset`; a metric that needs labels raises
         :class:`gantk.UsageError` for an unconditional generator or an unlabelled data set.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_procedures(register):
+    """Register training procedures: what one training step does with which networks.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(setup, **options)`` with a :class:`gantk.TrainingSetup` (the run's
+        config, data, device, precision and builders for networks, losses, optimizers and
+        batches) and the ``--procedure-option`` values. It returns a :class:`gantk.Procedure`:
+        it owns its modules and optimizers and says which generator is sampled and exported;
+        the training loop owns counting, checkpoints, logging, precision, progress, EMA and resume.
     :returns: nothing.
     """
 

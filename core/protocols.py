@@ -1,16 +1,16 @@
-"""The protocols every component implements: data, generator, discriminator, loss term.
+"""The protocols every component implements: data, generator, discriminator, loss term, procedure.
 
-Architectures, losses and data sets are plugins; this module is the contract between them and
-the engine, so that any loss head can sit on any backbone and any backbone can train on any data
-set it can build for.
+Architectures, losses, data sets and training procedures are plugins; this module is the contract
+between them and the engine, so that any loss head can sit on any backbone, any backbone can train
+on any data set it can build for, and any procedure runs in the same training loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, NamedTuple, Protocol, runtime_checkable
 
-
+import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -208,9 +208,112 @@ def describe_needs(needs: frozenset[str]) -> str:
     return "; ".join(NEEDS.get(n, n) for n in sorted(needs))
 
 
+@dataclass(frozen=True)
+class ComponentRecord:
+    """What is needed to rebuild a component: its registry kind and name, providing package and options."""
+
+    kind: str
+    name: str
+    package: str
+    version: str
+    options: dict[str, Any]
+
+
+class Batches(Protocol):
+    """A stream of real batches: ``next()`` gives ``(samples, labels or None)``; its state resumes it exactly."""
+
+    batch_size: int
+
+    def next(self) -> tuple[Tensor, Tensor | None]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class GanNetworks:
+    """The networks and loss named by ``--gen``, ``--disc`` and ``--loss``, built and on the training device."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: nn.Module  # the composite of the loss expression's terms; it may own parameters that train with D
+    generator_record: ComponentRecord
+    discriminator_record: ComponentRecord
+
+
+class TrainingSetup(Protocol):
+    """What a procedure factory receives: the run's choices and the engine's builders.
+
+    ``config`` is the run's :class:`gantk.engine.config.TrainConfig`. Everything built here is on
+    ``device`` in the run's memory format, with gantk's CPU kernels applied where they are on.
+    """
+
+    config: Any
+    dataset: Dataset
+    device: torch.device
+    dtype: torch.dtype | None  # the autocast dtype (None: fp32)
+
+    @property
+    def spec(self) -> DataSpec: ...
+
+    def build_gan(self) -> GanNetworks:
+        """G, D and the composite loss from ``--gen``/``--disc``/``--loss`` and their options, checked together."""
+
+    def build_generator(self) -> tuple[nn.Module, ComponentRecord]:
+        """The generator named by ``--gen`` with ``--gen-option`` values, alone (no discriminator or loss)."""
+
+    def batches(self) -> Batches:
+        """A fresh stream of shuffled real batches of ``--batch-size`` from the data set."""
+
+    def generator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimizer ``--g-opt``/``--g-lr``/``--g-betas`` describe, over ``parameters``."""
+
+    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        """The optimizer ``--d-opt``/``--d-lr``/``--d-betas`` describe, over ``parameters``."""
+
+    def autocast(self) -> ContextManager[None]:
+        """The run's precision for a forward pass (bf16/fp16 autocast, or nothing for fp32)."""
+
+    def grad_scaler(self) -> "torch.amp.GradScaler":
+        """A loss scaler: active under fp16 (Micikevicius et al. 2018), a no-op otherwise."""
+
+
+@runtime_checkable
+class Procedure(Protocol):
+    """What one training step does with which networks (a ``register_procedures`` plugin).
+
+    It owns its modules and optimizers; the training loop owns counting, checkpoints, logging,
+    precision, progress, EMA and resume, and knows the procedure only through these members:
+
+    - ``modules()``: every module whose weights are trained or kept (saved in checkpoints by name);
+    - ``optimizers()``: the optimizers, by name (their state is saved too);
+    - ``run(step)``: one training step; returns detached loss values by name (``d/hinge``,
+      ``g/total``), read back by the loop only every ``--log-every`` steps;
+    - ``state()`` / ``load_state(state)``: everything else a resumed run needs (batch streams, loss
+      scalers), JSON values and tensors in nested dicts and lists;
+    - ``exports()``: how to rebuild the modules a user takes away, by module name. A
+      ``"generator"`` entry is the network the loop samples for pictures and metrics, keeps an EMA
+      of, and exports as ``generator.safetensors``.
+    """
+
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def run(self, step: int) -> dict[str, Tensor]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def exports(self) -> dict[str, ComponentRecord]: ...
+
+
 __all__ = [
-    "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator", "DiscriminatorStep",
-    "GeneratorStep", "LossTerm", "NEEDS", "describe_needs",
+    "Batches", "ComponentRecord", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
+    "DiscriminatorStep", "GanNetworks", "GeneratorStep", "LossTerm", "NEEDS", "Procedure", "TrainingSetup",
+    "describe_needs",
 ]
 
 

@@ -6,7 +6,9 @@ Their maths (hypothesis properties against straightforward float64 references), 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import types
 
 import pytest
 import torch
@@ -17,7 +19,7 @@ from torch import nn
 
 import gantk
 from gantk.factories import call_factory
-from gantk.engine.gan_step import NoiseToSampleStep
+from gantk.plugins.procedures.gan import GanProcedure
 from gantk.engine.loss_composition import CompositeLoss, build_loss
 from gantk.plugins.losses import ac, bce, contrastive, gp, hinge, r1
 from gantk.plugins.losses.ac import ac_discriminator_loss, ac_generator_loss, build_ac, classifier_cross_entropy
@@ -570,6 +572,34 @@ class Batches:
         return self.real, self.labels
 
 
+class HandBuiltSetup:
+    """A gantk.TrainingSetup that hands out given networks, SGD optimizers and the batches above."""
+
+    spec, device, dtype = SPEC, torch.device("cpu"), None
+    config = types.SimpleNamespace(n_critic=1)
+
+    def __init__(self, G, D, loss) -> None:
+        record = gantk.ComponentRecord("generator", "tiny", "tests", "0", {})
+        self.networks = gantk.GanNetworks(G, D, loss, record, record)
+
+    def build_gan(self):
+        return self.networks
+
+    def batches(self):
+        return Batches()
+
+    def generator_optimizer(self, parameters):
+        return torch.optim.SGD(parameters, lr=0.1)
+
+    discriminator_optimizer = generator_optimizer
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def grad_scaler(self):
+        return torch.amp.GradScaler("cpu", enabled=False)
+
+
 @pytest.mark.parametrize("expression", ["hinge+contrastive", "ns+ac"])
 def test_one_engine_step_trains_the_heads_with_d(expression):
     torch.manual_seed(5)
@@ -578,10 +608,7 @@ def test_one_engine_step_trains_the_heads_with_d(expression):
                       registry())
     loss.attach(D)  # before the optimizers, as the engine does
     heads = list(loss.parameters())
-    d_optimizer = torch.optim.SGD([*D.parameters(), *heads], lr=0.1)
-    g_optimizer = torch.optim.SGD(G.parameters(), lr=0.1)
-    procedure = NoiseToSampleStep(G, D, loss, g_optimizer, d_optimizer, Batches(), SPEC, n_critic=1,
-                                  device=torch.device("cpu"), dtype=None)
+    procedure = GanProcedure(HandBuiltSetup(G, D, loss))
     before_heads = [p.detach().clone() for p in heads]
     before_g = [p.detach().clone() for p in G.parameters()]
     values = procedure.run(0)

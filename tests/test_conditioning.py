@@ -96,7 +96,7 @@ def test_conditional_generator_without_labels_says_what_to_do():
 def test_label_loss_makes_both_networks_conditional_and_grids_have_a_row_per_class(tmp_path):
     trainer = Trainer(tiny_config(steps=3, loss="ns+ac", num_samples=20), tmp_path / "run", show_progress=False)
     assert trainer.generator.conditional and trainer.generator.options["conditioning"] == "concat"
-    assert trainer.discriminator.conditional and trainer.discriminator.options["conditioning"] == "projection"
+    assert trainer.procedure.discriminator.conditional and trainer.procedure.discriminator.options["conditioning"] == "projection"
     result = trainer.train()
     from PIL import Image
 
@@ -126,14 +126,14 @@ def test_a_conditioning_given_for_either_network_is_kept_over_auto(tmp_path):
     trainer = Trainer(tiny_config(steps=1, loss="ns+ac", gen_options={"width": 8, "z_dim": 16, "conditioning": "cbn"},
                                   disc_options={"width": 8, "conditioning": "none"}), tmp_path / "run",
                       show_progress=False)
-    assert trainer.generator.options["conditioning"] == "cbn" and not trainer.discriminator.conditional
+    assert trainer.generator.options["conditioning"] == "cbn" and not trainer.procedure.discriminator.conditional
 
 
 def test_headline_composition_trains(tmp_path):
     """dcgan G (auto: concat) against the acgan D (auto: projection) with hinge + contrastive, on labelled digits."""
     trainer = Trainer(tiny_config(steps=2, loss="hinge+contrastive", disc="acgan", disc_options={},
                                   loss_options={"contrastive": {"dim": 16}}), tmp_path / "run", show_progress=False)
-    assert trainer.discriminator.options["conditioning"] == "projection"
+    assert trainer.procedure.discriminator.options["conditioning"] == "projection"
     trainer.train()
     line = loss_records(tmp_path / "run")[-1]
     assert {"d/hinge", "d/contrastive", "g/hinge", "g/contrastive"} <= line.keys()

@@ -99,7 +99,7 @@ def test_freed_memory_is_reused_instead_of_faulted_back_in():
 
 def test_a_bf16_cpu_run_trains_its_convolutions_with_separate_bias(tmp_path):
     trainer = Trainer(tiny_config(steps=2, precision="bf16"), tmp_path / "run", show_progress=False)
-    biased = [m for network in (trainer.generator, trainer.discriminator) for m in network.modules()
+    biased = [m for network in (trainer.generator, trainer.procedure.discriminator) for m in network.modules()
               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None]
     assert biased and all("forward" in vars(m) for m in biased)
     assert trainer.train().step == 2

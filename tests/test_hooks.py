@@ -19,7 +19,7 @@ HOOKS = sorted(name for name, obj in vars(hookspecs).items()
                if inspect.isfunction(obj) and hasattr(obj, "gantk_spec"))
 
 
-def test_all_eight_hooks_exist():
+def test_all_nine_hooks_exist():
     assert HOOKS == sorted([*KIND_HOOKS.values(), "register_commands"])
 
 
@@ -89,6 +89,10 @@ def test_register_metrics():
 
 def test_register_presets():
     assert_hook_registers_kind("register_presets")
+
+
+def test_register_procedures():
+    assert_hook_registers_kind("register_procedures")
 
 
 def test_register_commands_adds_a_cli_command():

@@ -337,5 +337,5 @@ def test_few_steps_of_training_through_the_trainer(tmp_path, gen, loss, image_si
     last = loss_records(tmp_path / "run")[-1]
     assert {f"d/{term}", f"g/{term}"} <= last.keys()
     assert all(torch.isfinite(torch.tensor(v)) for v in last.values() if isinstance(v, float))
-    head = next(m for m in trainer.loss.modules() if isinstance(m, nn.Linear))
-    assert head.in_features == trainer.discriminator.feature_dim  # the term's head sits on D's features
+    head = next(m for m in trainer.procedure.loss.modules() if isinstance(m, nn.Linear))
+    assert head.in_features == trainer.procedure.discriminator.feature_dim  # the term's head sits on D's features

@@ -1,5 +1,7 @@
 """Build a run's components (data, networks, loss, optimizers) from a :class:`TrainConfig`.
 
+Procedures call these through their :class:`gantk.engine.setup.Setup`.
+
 Every check that can fail before training does so here, with a message that says what works:
 unknown names, options a plugin does not take, sizes an architecture cannot build, loss terms
 that need labels the data set lacks.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch
@@ -17,25 +18,10 @@ from torch import nn
 
 from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.errors import UsageError
-from gantk.engine.export import ComponentRecord
 from gantk.factories import call_factory
 from gantk.engine.loss_composition import CompositeLoss, build_loss, parse_loss_expression
-from gantk.protocols import DataSpec, Dataset
+from gantk.protocols import ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Entry, Registry
-
-
-@dataclass
-class Components:
-    dataset: Dataset
-    generator: nn.Module
-    discriminator: nn.Module
-    loss: CompositeLoss
-    generator_record: ComponentRecord
-    discriminator_record: ComponentRecord
-
-    @property
-    def spec(self) -> DataSpec:
-        return self.dataset.spec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,17 +53,25 @@ def build_dataset(registry: Registry, name: str, *, data_root: str | None, image
                                                 **options)
 
 
-def build_components(config: TrainConfig, registry: Registry) -> Components:
-    """Data set, G, D and the composite loss for ``config`` (on the CPU; the caller moves them)."""
-    # Look every name up before loading any data, so that a typo fails at once.
+def check_names(config: TrainConfig, registry: Registry) -> None:
+    """Look every name of ``config`` up before any data loads, so that a typo fails at once."""
+    registry.get("procedure", config.procedure)
     registry.get("dataset", config.dataset)
-    generator_entry = registry.get("generator", config.gen)
-    discriminator_entry = registry.get("discriminator", config.disc)
+    registry.get("generator", config.gen)
+    registry.get("discriminator", config.disc)
     for term in parse_loss_expression(config.loss):
         registry.get("loss", term.name)
-    dataset = build_dataset(registry, config.dataset, data_root=config.data_root, image_size=config.image_size,
-                            download=config.download, options=config.dataset_options)
-    spec = dataset.spec
+
+
+def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> tuple[nn.Module, ComponentRecord]:
+    """The generator named by ``config.gen`` with its options (on the CPU)."""
+    return _build_network(registry.get("generator", config.gen), "generator", spec, dict(config.gen_options), "z_dim")
+
+
+def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNetworks:
+    """G, D and the composite loss for ``config`` (on the CPU; the caller moves them)."""
+    generator_entry = registry.get("generator", config.gen)
+    discriminator_entry = registry.get("discriminator", config.disc)
     loss = build_loss(config.loss, spec, config.loss_options, registry)
     label_terms = [name for name, term in zip(loss.names, loss.terms) if "labels" in term.needs]
     gen_options, disc_options = dict(config.gen_options), dict(config.disc_options)
@@ -100,7 +94,7 @@ def build_components(config: TrainConfig, registry: Registry) -> Components:
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "
               f"discriminator '{config.disc}' uses BatchNorm, which mixes samples; WGAN-GP critics use no "
               "normalisation or layer norm (for dcgan: --disc-option norm=none).", file=sys.stderr)
-    return Components(dataset, generator, discriminator, loss, generator_record, discriminator_record)
+    return GanNetworks(generator, discriminator, loss, generator_record, discriminator_record)
 
 
 def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:

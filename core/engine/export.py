@@ -19,19 +19,8 @@ from torch import nn
 
 import gantk
 from gantk.errors import GantkError, UnknownNameError
-from gantk.protocols import DataSpec
+from gantk.protocols import ComponentRecord, DataSpec
 from gantk.engine.safetensors_io import read_metadata, read_safetensors, write_safetensors
-
-
-@dataclass(frozen=True)
-class ComponentRecord:
-    """What is needed to rebuild a component: its registry name, providing package and options."""
-
-    kind: str
-    name: str
-    package: str
-    version: str
-    options: dict[str, Any]
 
 
 def export_generator(path: Path, generator: nn.Module, record: ComponentRecord, spec: DataSpec,

@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from gantk.errors import UsageError
 
@@ -56,3 +57,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def describe(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def backward(loss: Tensor, scaler: torch.amp.GradScaler) -> None:
+    """Back-propagate ``loss``, scaled when fp16 loss scaling is on."""
+    (scaler.scale(loss) if scaler.is_enabled() else loss).backward()
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """One optimizer step (through the scaler, which skips steps with inf/NaN gradients, under fp16)."""
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()

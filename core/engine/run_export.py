@@ -7,8 +7,8 @@ from pathlib import Path
 
 from gantk.engine.checkpoint import load_latest_checkpoint
 from gantk.errors import GantkError
-from gantk.engine.export import ComponentRecord, ExportedGenerator, build_generator, export_generator
-from gantk.protocols import DataSpec
+from gantk.engine.export import ExportedGenerator, build_generator, export_generator
+from gantk.protocols import ComponentRecord, DataSpec
 
 
 def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path:

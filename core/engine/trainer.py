@@ -1,7 +1,8 @@
 """The training loop: counts steps, logs, draws samples, checkpoints, guards, exports.
 
-The per-step maths lives in a step procedure (:mod:`gantk.gan_step`); this loop decides when
-things happen and owns everything around them:
+What one step does lives in a procedure plugin (``--procedure``, default ``gan``), known here
+only through the :class:`gantk.Procedure` protocol; this loop decides when things happen and owns
+everything around them:
 
 - every ``log_every`` steps the losses are read back in one transfer (no host sync per step),
   checked for NaN/inf and appended to ``metrics.jsonl``;
@@ -10,6 +11,8 @@ things happen and owns everything around them:
   newest checkpoint is always a finite one;
 - Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with code 130;
 - at the end the generator (EMA weights when present) is exported to ``generator.safetensors``.
+
+Pictures, metrics, the EMA and the export apply to the module a procedure exports as ``"generator"``.
 
 Only rank 0 writes files (``RANK`` as set by torchrun).
 """
@@ -27,25 +30,24 @@ from typing import Any
 
 import torch
 
-from gantk.engine.batches import make_batches
-from gantk.engine.build import Components, build_components, make_optimizer, resolve_device
+from gantk.engine.build import build_dataset, check_names, resolve_device
 from gantk.engine.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
 from gantk.engine.config import TrainConfig
-from gantk.accel import enable_cpu_kernels
-from gantk.engine.memory import keep_freed_memory, training_memory_format
 from gantk.engine.ema import EMA
-from gantk.engine.scoring import PeriodicEvaluation, metric_names_for
-from gantk.errors import GantkError, UsageError
 from gantk.engine.export import export_generator
-from gantk.engine.gan_step import NoiseToSampleStep
+from gantk.engine.memory import keep_freed_memory
 from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError
 from gantk.engine.monitors import BestKeeper, DiversityMonitor, parse_keep_best
 from gantk.engine.precision import describe, resolve_dtype
 from gantk.engine.progress import TrainingProgress
-from gantk.registry import Registry, get_registry
 from gantk.engine.run_dir import is_main_process, point_latest
 from gantk.engine.sampling import evaluating
+from gantk.engine.scoring import PeriodicEvaluation, metric_names_for
+from gantk.engine.setup import Setup
 from gantk.engine.visuals import save_samples
+from gantk.errors import GantkError, UsageError
+from gantk.protocols import Procedure
+from gantk.registry import Registry, get_registry
 
 GENERATOR_FILE = "generator.safetensors"
 COMPONENTS_FILE = "components.json"
@@ -102,22 +104,18 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.precision, self.device)
         registry = registry or get_registry()
-        self.components: Components = build_components(config, registry)
-        c = self.components
-        memory_format = training_memory_format(self.device, self.dtype, c.spec.is_image)
-        self.generator = c.generator.to(self.device, memory_format=memory_format)
-        self.discriminator = c.discriminator.to(self.device, memory_format=memory_format)
+        check_names(config, registry)
+        self.dataset = build_dataset(registry, config.dataset, data_root=config.data_root,
+                                     image_size=config.image_size, download=config.download,
+                                     options=config.dataset_options)
+        self.spec = self.dataset.spec
         if self.device.type == "cpu":
             keep_freed_memory()
-        enable_cpu_kernels([self.generator, self.discriminator], self.device, self.dtype, config.cpu_kernels)
-        self.loss = c.loss.to(self.device)
-        self.ema = EMA(self.generator, config.ema) if config.ema else None
-        g_optimizer = make_optimizer(config.g_optimizer, self.generator.parameters())
-        d_optimizer = make_optimizer(config.d_optimizer, [*self.discriminator.parameters(), *self.loss.parameters()])
-        self.batches = make_batches(c.dataset, config.batch_size, self.device, memory_format)
-        self.procedure = NoiseToSampleStep(self.generator, self.discriminator, self.loss, g_optimizer, d_optimizer,
-                                           self.batches, c.spec, n_critic=config.n_critic, device=self.device,
-                                           dtype=self.dtype)
+        self.procedure = self._build_procedure(registry)
+        self.records = self.procedure.exports()
+        self.generator: torch.nn.Module | None = self.procedure.modules().get("generator") \
+            if "generator" in self.records else None
+        self.ema = EMA(self.generator, config.ema) if config.ema and self.generator is not None else None
         self.step = 0
         if resume:
             self._restore()
@@ -126,17 +124,21 @@ class Trainer:
         self.fixed_labels = None
         count = config.num_samples
         if getattr(self.generator, "conditional", False):
-            self.grid_row = max(1, config.num_samples // c.spec.num_classes)
-            count = self.grid_row * c.spec.num_classes
-            self.fixed_labels = torch.arange(c.spec.num_classes, device=self.device).repeat_interleave(self.grid_row)
+            self.grid_row = max(1, config.num_samples // self.spec.num_classes)
+            count = self.grid_row * self.spec.num_classes
+            self.fixed_labels = torch.arange(self.spec.num_classes, device=self.device).repeat_interleave(self.grid_row)
         noise = torch.Generator().manual_seed(config.seed)
-        self.fixed_z = torch.randn(count, self.generator.z_dim, generator=noise).to(self.device)
-        self.reference = c.dataset.samples[:2000] if c.dataset.samples is not None and not c.spec.is_image else None
+        self.fixed_z = torch.randn(count, self.generator.z_dim, generator=noise).to(self.device) \
+            if self.generator is not None else None
+        samples = self.dataset.samples
+        self.reference = samples[:2000] if samples is not None and not self.spec.is_image else None
         self.evaluation: PeriodicEvaluation | None = None
         self.last_evaluation: dict[str, float] = {}
+        if config.eval_every and self.generator is None:
+            raise UsageError(f"--eval-every scores a generator, but the procedure '{config.procedure}' exports none.")
         if config.eval_every and self.main:
             names = metric_names_for(config.eval_metrics, getattr(self.generator, "conditional", False), registry)
-            self.evaluation = PeriodicEvaluation(names, c.dataset, self.device, registry)
+            self.evaluation = PeriodicEvaluation(names, self.dataset, self.device, registry)
         self.best: BestKeeper | None = None
         keep_best = parse_keep_best(config.keep_best)
         if keep_best and not config.eval_every:
@@ -144,7 +146,20 @@ class Trainer:
                              "--eval-every N (and --eval-metrics naming the metric).")
         if keep_best and self.main:
             self.best = BestKeeper(*keep_best, self.run_dir, lambda path, extra: self.export(path, extra))
-        self.diversity = DiversityMonitor(c.dataset.samples) if c.dataset.samples is not None else None
+        self.diversity = DiversityMonitor(samples) if samples is not None else None
+
+    def _build_procedure(self, registry: Registry) -> Procedure:
+        """The ``--procedure`` plugin, built from this run's setup; checked against the protocol."""
+        setup = Setup(self.config, registry, self.dataset, self.device, self.dtype)
+        entry = registry.get("procedure", self.config.procedure)
+        procedure = entry.create(setup, **self.config.procedure_options)
+        if not isinstance(procedure, Procedure):
+            missing = [name for name in ("modules", "optimizers", "run", "state", "load_state", "exports")
+                       if not callable(getattr(procedure, name, None))]
+            raise GantkError(f"The procedure plugin '{entry.qualified_name}' ({entry.source.label}) returned a "
+                             f"{type(procedure).__name__} without {', '.join(missing)}; it is not a gantk.Procedure. "
+                             "The plugin is broken: report it to its authors.")
+        return procedure
 
     # ----------------------------------------------------------------- state
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -157,7 +172,7 @@ class Trainer:
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"step": self.step, "rng": rng, "batches": self.batches.state(), "procedure": self.procedure.state()}
+        return {"step": self.step, "rng": rng, "procedure": self.procedure.state()}
 
     def _restore(self) -> None:
         if self.main:
@@ -174,8 +189,7 @@ class Trainer:
         torch.set_rng_state(extra["rng"]["cpu"])
         if "cuda" in extra["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(extra["rng"]["cuda"], self.device)
-        self.batches.load_state(extra["batches"])
-        self.procedure.load_state(extra.get("procedure", {}))
+        self.procedure.load_state(extra["procedure"])
         self.step = int(extra["step"])
         if self.step >= self.config.steps:
             raise UsageError(f"The run '{self.run_dir}' is already at step {self.step}; give --steps larger than "
@@ -191,19 +205,20 @@ class Trainer:
         return save_checkpoint(self.run_dir, self.step, self._modules(), self.procedure.optimizers(),
                                self._extra_state(), self.config.keep_checkpoints)
 
-    def sample_generator(self) -> torch.nn.Module:
+    def sample_generator(self) -> torch.nn.Module | None:
+        """The generator pictures, metrics and the export use: the EMA copy when there is one."""
         return self.ema.model if self.ema is not None else self.generator
 
     @torch.no_grad()
     def save_sample_picture(self, log: MetricsLog | None = None) -> Path | None:
         """The fixed-noise picture; its samples' diversity (relative to real data) goes to ``log``."""
-        if not self.main:
+        if not self.main or self.generator is None:
             return None
         with evaluating(self.sample_generator()) as generator:
             samples = generator(self.fixed_z, self.fixed_labels)
         if self.diversity is not None and log is not None:
             log.write(self.step, {"diversity": self.diversity(samples, self.step)})
-        return save_samples(samples, self.components.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
+        return save_samples(samples, self.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
                             reference=self.reference, title=f"step {self.step}", nrow=self.grid_row)
 
     def evaluate(self, log: MetricsLog) -> dict[str, float]:
@@ -218,18 +233,17 @@ class Trainer:
 
     def export(self, path: Path | None = None, extra: dict | None = None) -> Path | None:
         """The sampling generator (EMA when on) as safetensors: ``generator.safetensors`` unless ``path``."""
-        if not self.main:
+        if not self.main or self.generator is None:
             return None
         return export_generator(path or self.run_dir / GENERATOR_FILE, self.sample_generator(),
-                                self.components.generator_record, self.components.spec,
+                                self.records["generator"], self.spec,
                                 extra={"ema": self.ema is not None, "step": self.step,
                                        "dataset": self.config.dataset, **(extra or {})})
 
     def _save_components(self) -> None:
-        """``components.json``: the data spec and how to rebuild G and D (used by 'gantk export')."""
-        c = self.components
-        record = {"spec": c.spec.to_dict(), "generator": dataclasses.asdict(c.generator_record),
-                  "discriminator": dataclasses.asdict(c.discriminator_record), "ema": self.ema is not None}
+        """``components.json``: the data spec and how to rebuild what the procedure exports (for 'gantk export')."""
+        record = {"spec": self.spec.to_dict(), **{name: dataclasses.asdict(r) for name, r in self.records.items()},
+                  "ema": self.ema is not None}
         (self.run_dir / COMPONENTS_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     def _kept_message(self) -> str:
@@ -248,8 +262,8 @@ class Trainer:
             config.save(self.run_dir / "config.json")
             self._save_components()
         progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main)
-        self.generator.train()
-        self.discriminator.train()
+        for module in self.procedure.modules().values():
+            module.train()
         first_step = self.step
         if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
             progress.note(self.evaluate(log))

@@ -1,0 +1,67 @@
+"""The :class:`gantk.TrainingSetup` the engine hands a procedure factory: the run's choices and builders.
+
+A procedure builds what it trains through this object, so that every network lands on the
+training device in the run's memory format with gantk's CPU kernels applied, every optimizer
+follows the ``--g-*``/``--d-*`` flags, and the batches come from the run's data set.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ContextManager, Iterable
+
+import torch
+from torch import nn
+
+from gantk.accel import enable_cpu_kernels
+from gantk.engine.batches import make_batches
+from gantk.engine.build import build_gan, build_generator, make_optimizer
+from gantk.engine.config import TrainConfig
+from gantk.engine.memory import training_memory_format
+from gantk.engine.precision import autocast
+from gantk.protocols import Batches, ComponentRecord, DataSpec, Dataset, GanNetworks
+from gantk.registry import Registry
+
+
+class Setup:
+    """The engine's :class:`gantk.TrainingSetup` for one run."""
+
+    def __init__(self, config: TrainConfig, registry: Registry, dataset: Dataset, device: torch.device,
+                 dtype: torch.dtype | None) -> None:
+        self.config, self.registry, self.dataset, self.device, self.dtype = config, registry, dataset, device, dtype
+        self.memory_format = training_memory_format(device, dtype, dataset.spec.is_image)
+
+    @property
+    def spec(self) -> DataSpec:
+        return self.dataset.spec
+
+    def _place(self, network: nn.Module) -> nn.Module:
+        """``network`` on the device in the run's layout, with gantk's CPU kernels where they apply."""
+        network = network.to(self.device, memory_format=self.memory_format)
+        enable_cpu_kernels([network], self.device, self.dtype, self.config.cpu_kernels)
+        return network
+
+    def build_gan(self) -> GanNetworks:
+        networks = build_gan(self.config, self.registry, self.spec)
+        networks.generator = self._place(networks.generator)
+        networks.discriminator = self._place(networks.discriminator)
+        networks.loss = networks.loss.to(self.device)
+        return networks
+
+    def build_generator(self) -> tuple[nn.Module, ComponentRecord]:
+        generator, record = build_generator(self.config, self.registry, self.spec)
+        return self._place(generator), record
+
+    def batches(self) -> Batches:
+        return make_batches(self.dataset, self.config.batch_size, self.device, self.memory_format)
+
+    def generator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        return make_optimizer(self.config.g_optimizer, parameters)
+
+    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        return make_optimizer(self.config.d_optimizer, parameters)
+
+    def autocast(self) -> ContextManager[Any]:
+        return autocast(self.device, self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)

@@ -1,0 +1,110 @@
+"""The ``gan`` procedure: noise → sample GAN training (Goodfellow et al. 2014), gantk's default step.
+
+One step is a discriminator phase (``--n-critic`` updates on real batches and fresh fakes)
+followed by one generator update. The loss terms decide how each loss is computed (including
+extra D passes, e.g. the gradient penalty); this procedure decides which networks and phases; the
+training loop decides when to log, sample, evaluate and save.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import gantk
+from gantk.engine.precision import backward, optimizer_step
+from gantk.protocols import ComponentRecord, DiscriminatorStep, GeneratorStep, TrainingSetup
+
+
+class GanProcedure:
+    """n_critic discriminator updates on real batches and fresh fakes, then one generator update."""
+
+    def __init__(self, setup: TrainingSetup) -> None:
+        networks = setup.build_gan()
+        self.generator, self.discriminator, self.loss = networks.generator, networks.discriminator, networks.loss
+        self.records = {"generator": networks.generator_record, "discriminator": networks.discriminator_record}
+        self.g_optimizer = setup.generator_optimizer(self.generator.parameters())
+        self.d_optimizer = setup.discriminator_optimizer([*self.discriminator.parameters(), *self.loss.parameters()])
+        self.batches = setup.batches()
+        self.spec, self.n_critic, self.device = setup.spec, setup.config.n_critic, setup.device
+        self.autocast = setup.autocast
+        self.real_grad = "real_grad" in self.loss.needs
+        self._d_side = [p for p in (*self.discriminator.parameters(), *self.loss.parameters()) if p.requires_grad]
+        self.d_scaler, self.g_scaler = setup.grad_scaler(), setup.grad_scaler()
+
+    # ------------------------------------------------------------------ the Procedure protocol
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator, "loss": self.loss}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
+
+    def exports(self) -> dict[str, ComponentRecord]:
+        return dict(self.records)
+
+    def state(self) -> dict[str, Any]:
+        """The batch order and the loss scalers (fp16 only), saved with the checkpoint."""
+        return {"batches": self.batches.state(), "d_scaler": self.d_scaler.state_dict(),
+                "g_scaler": self.g_scaler.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.batches.load_state(state["batches"])
+        if state.get("d_scaler"):
+            self.d_scaler.load_state_dict(state["d_scaler"])
+        if state.get("g_scaler"):
+            self.g_scaler.load_state_dict(state["g_scaler"])
+
+    def run(self, step: int) -> dict[str, Tensor]:
+        """One training step; returns the detached loss values (no host synchronisation)."""
+        for _ in range(self.n_critic):
+            d_total, d_parts = self._discriminator_update(step)
+        g_total, g_parts = self._generator_update(step)
+        # terms before totals, so that the non-finite guard names the term that failed first
+        return {**d_parts, "d/total": d_total.detach(), **g_parts, "g/total": g_total.detach()}
+
+    # ------------------------------------------------------------------ the two phases
+    def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
+        z = torch.randn(n, self.generator.z_dim, device=self.device)
+        labels = torch.randint(self.spec.num_classes, (n,), device=self.device) if self.spec.labelled else None
+        return z, labels
+
+    def _discriminator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        real, real_labels = self.batches.next()
+        z, fake_labels = self._noise(real.shape[0])
+        with torch.no_grad(), self.autocast():
+            fake = self.generator(z, fake_labels)
+        if self.real_grad:
+            real = real.detach().requires_grad_(True)
+        with self.autocast():
+            context = DiscriminatorStep(real, fake, real_labels, fake_labels, self.discriminator(real, real_labels),
+                                        self.discriminator(fake, fake_labels), self.discriminator, step)
+            total, parts = self.loss.discriminator_loss(context)
+        self.d_optimizer.zero_grad(set_to_none=True)
+        backward(total, self.d_scaler)
+        optimizer_step(self.d_optimizer, self.d_scaler)
+        self.loss.after_discriminator_update(self.discriminator)
+        return total, parts
+
+    def _generator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
+        z, fake_labels = self._noise(self.batches.batch_size)
+        for parameter in self._d_side:  # D's weights get no gradient from G's loss: skip computing it
+            parameter.requires_grad_(False)
+        try:
+            with self.autocast():
+                fake = self.generator(z, fake_labels)
+                context = GeneratorStep(fake, fake_labels, self.discriminator(fake, fake_labels), self.discriminator, step)
+                total, parts = self.loss.generator_loss(context)
+            self.g_optimizer.zero_grad(set_to_none=True)
+            backward(total, self.g_scaler)
+        finally:
+            for parameter in self._d_side:
+                parameter.requires_grad_(True)
+        optimizer_step(self.g_optimizer, self.g_scaler)
+        return total, parts
+
+
+@gantk.hookimpl
+def register_procedures(register):
+    register("gan", GanProcedure, summary="Noise to sample: n_critic D updates, then one G update (the default)")
