@@ -3,7 +3,9 @@
 Commands raise :class:`gantk.GantkError` (or let one propagate from the core). The root group
 below catches it, prints ``Error: <paragraph>`` on stderr and exits with the error's code (2 for
 usage, 1 for runtime), with no traceback. ``--debug`` (or ``GANTK_DEBUG=1``) lets the original
-exception through with its traceback. Anything unexpected is reported as a bug by the same rule.
+exception through with its traceback. Anything unexpected is a bug: when it was raised in a
+plugin's code (:func:`gantk.blame.culprit_of` finds which), the message names the component and the
+package to report it to; otherwise it is reported as a bug in gantk.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import typer
 from typer.core import TyperGroup
 
+from gantk.blame import Culprit, culprit_of
 from gantk.errors import GantkError
 
 DEBUG_ENV = "GANTK_DEBUG"
@@ -46,5 +49,17 @@ class GantkGroup(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - a bug; still no traceback without --debug
             if debug_enabled(ctx):
                 raise
-            raise fail(f"internal error: {type(exc).__name__}: {exc}. This is a bug in gantk or a plugin; "
-                       "run the same command with --debug to see the traceback, and report it.", 1) from exc
+            raise fail(bug_message(exc, culprit_of(exc)), 1) from exc
+
+
+def bug_message(exc: BaseException, culprit: Culprit | None) -> str:
+    """One paragraph for an unexpected exception, naming the plugin (and its package) it came from."""
+    detail = " ".join(str(exc).split()).rstrip(".")  # a multi-line message still makes one paragraph
+    error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if culprit is None:
+        return (f"internal error: {error}. This is a bug in gantk; run the same command with --debug "
+                "to see the traceback, and report it.")
+    package = culprit.source.package
+    return (f"the {culprit.describe()} from plugin package {culprit.source.label} raised "
+            f"{error}. This is a bug in that plugin: report it to {package} (run the same command with "
+            "--debug for the traceback).")

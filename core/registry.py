@@ -39,6 +39,7 @@ KIND_HOOKS: dict[str, str] = {
     "conditioning": "register_conditionings",
     "dataset": "register_datasets",
     "metric": "register_metrics",
+    "procedure": "register_procedures",
     "preset": "register_presets",
 }
 KINDS = tuple(KIND_HOOKS)
@@ -304,4 +305,9 @@ def get_registry(*, reload: bool = False) -> Registry:
     global _default
     if _default is None or reload:
         _default = Registry.discover()
+    return _default
+
+
+def discovered_registry() -> Registry | None:
+    """The process-wide registry if :func:`get_registry` has discovered it, without discovering it."""
     return _default
