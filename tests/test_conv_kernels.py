@@ -1,8 +1,13 @@
 """gantk's own convolution kernels (narrow channels, GEMM weight gradients): PyTorch's maths, first and
-second derivatives included."""
+second derivatives included.
+
+The property tests run a few geometries by default and many under the ``slow`` mark (gradgradcheck
+in float64 costs about a second per geometry): ``pytest -m slow tests/test_conv_kernels.py``.
+"""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -14,6 +19,15 @@ from gantk.accel.conv_gradients import conv2d_with_own_gradients
 from gantk.accel.narrow_conv import narrow_conv2d, narrow_conv_transpose2d
 
 F64 = torch.float64
+#: geometries per property: a few in the default suite, many in the slow one
+EXAMPLES = [pytest.param(4, id="4-geometries"), pytest.param(40, id="40-geometries", marks=pytest.mark.slow)]
+
+
+def for_geometries(examples: int, *strategies):
+    """Run the decorated check on ``examples`` geometries drawn from ``strategies`` (hypothesis)."""
+    def decorate(check):
+        settings(max_examples=examples, deadline=None)(given(*strategies)(check))()
+    return decorate
 
 
 @st.composite
@@ -48,9 +62,12 @@ def _close_with_gradients(ours, reference, *inputs):
     assert torch.autograd.gradgradcheck(ours, inputs)  # double backward: the gradient penalty needs it
 
 
-@settings(max_examples=15, deadline=None)
-@given(transposed_geometry())
-def test_narrow_transposed_convolution_is_conv_transpose2d(geometry):
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_narrow_transposed_convolution_is_conv_transpose2d(examples):
+    for_geometries(examples, transposed_geometry())(check_narrow_transposed_convolution)
+
+
+def check_narrow_transposed_convolution(geometry):
     in_channels, out_channels, kernel, stride, padding, output_padding, hw = geometry
     x = torch.randn(2, in_channels, *hw, dtype=F64, requires_grad=True)
     w = torch.randn(in_channels, out_channels, kernel, kernel, dtype=F64, requires_grad=True)
@@ -59,9 +76,12 @@ def test_narrow_transposed_convolution_is_conv_transpose2d(geometry):
         lambda a, b: F.conv_transpose2d(a, b, None, stride, padding, output_padding), x, w)
 
 
-@settings(max_examples=15, deadline=None)
-@given(conv_geometry(stride_one=True))
-def test_narrow_output_convolution_is_conv2d(geometry):
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_narrow_output_convolution_is_conv2d(examples):
+    for_geometries(examples, conv_geometry(stride_one=True))(check_narrow_output_convolution)
+
+
+def check_narrow_output_convolution(geometry):
     out_channels, in_channels, kernel, _, padding, hw = geometry
     x = torch.randn(2, in_channels, *hw, dtype=F64, requires_grad=True)
     w = torch.randn(out_channels, in_channels, kernel, kernel, dtype=F64, requires_grad=True)
@@ -69,10 +89,14 @@ def test_narrow_output_convolution_is_conv2d(geometry):
                           lambda a, b: F.conv2d(a, b, None, 1, padding), x, w)
 
 
-@settings(max_examples=15, deadline=None)
-@given(conv_geometry(stride_one=False), st.booleans(), st.booleans())
-def test_convolution_with_its_own_gradients_is_conv2d(geometry, narrow_input, small_map):
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_convolution_with_its_own_gradients_is_conv2d(examples):
     """The input gradient by matmul + col2im, the weight gradient by one GEMM, each on or off."""
+    for_geometries(examples, conv_geometry(stride_one=False), st.booleans(), st.booleans())(
+        check_convolution_with_its_own_gradients)
+
+
+def check_convolution_with_its_own_gradients(geometry, narrow_input, small_map):
     in_channels, out_channels, kernel, stride, padding, hw = geometry
     x = torch.randn(2, in_channels, *hw, dtype=F64, requires_grad=True)
     w = torch.randn(out_channels, in_channels, kernel, kernel, dtype=F64, requires_grad=True)
