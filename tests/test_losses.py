@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -16,13 +17,14 @@ from gantk.factories import call_factory
 from gantk.engine.loss_composition import build_loss
 from gantk.plugins.losses.bce import (
     bce_discriminator_loss, build_bce, build_ns, minimax_generator_loss, non_saturating_generator_loss,
+    smoothed_discriminator_loss,
 )
 from gantk.plugins.losses.gp import build_gp, gradient_penalty, interpolate
-from gantk.plugins.losses.hinge import build_hinge, hinge_discriminator_loss, hinge_generator_loss
-from gantk.plugins.losses.lsgan import build_lsgan, lsgan_discriminator_loss, lsgan_generator_loss
+from gantk.plugins.losses.hinge import hinge_discriminator_loss, hinge_generator_loss
+from gantk.plugins.losses.lsgan import lsgan_discriminator_loss, lsgan_generator_loss
 from gantk.plugins.losses.r1 import build_r1, r1_penalty
 from gantk.plugins.losses.wgan import build_wgan, clip_parameters, wgan_discriminator_loss, wgan_generator_loss
-from gantk.protocols import DataSpec, DiscriminatorOutput, DiscriminatorStep, GeneratorStep, LossTerm
+from gantk.protocols import DataSpec, DiscriminatorOutput, DiscriminatorPhase, GeneratorPhase, LossTerm
 
 SPEC = DataSpec((3,), name="test")
 IMAGE_SPEC = DataSpec((1, 2, 2), num_classes=2, name="test-images")
@@ -41,7 +43,12 @@ G_LOSSES = {
     "lsgan": lsgan_generator_loss,
     "wgan": wgan_generator_loss,
 }
-BUILT_IN = ["bce", "ns", "hinge", "lsgan", "wgan", "gp", "r1"]
+BUILT_IN = ["bce", "ns", "hinge", "lsgan", "wgan", "gp", "r1", "ragan", "rahinge"]
+
+
+def registered(name: str, **options) -> LossTerm:
+    """The loss term ``name`` as the registry builds it."""
+    return gantk.get_registry().create("loss", name, SPEC, **options)
 
 
 def logits(low: float = -20.0, high: float = 20.0, min_size: int = 1, max_size: int = 16):
@@ -86,12 +93,12 @@ def d_step(discriminator, real, fake, *, real_grad=False, labels=None, fake_labe
     """The context the engine gives loss terms in a D update."""
     if real_grad:
         real = real.detach().requires_grad_(True)
-    return DiscriminatorStep(real, fake, labels, fake_labels, discriminator(real, labels),
-                             discriminator(fake, fake_labels), discriminator, step)
+    return DiscriminatorPhase(real, fake, labels, fake_labels, discriminator(real, labels),
+                              discriminator(fake, fake_labels), discriminator, step)
 
 
-def g_step(discriminator, fake) -> GeneratorStep:
-    return GeneratorStep(fake, None, discriminator(fake), discriminator)
+def g_step(discriminator, fake) -> GeneratorPhase:
+    return GeneratorPhase(fake, None, discriminator(fake), discriminator)
 
 
 # --------------------------------------------------------------------------------- bce / ns
@@ -102,9 +109,9 @@ def test_bce_and_ns_equal_the_log_sigmoid_forms(real, fake):
     assert bce_discriminator_loss(real, fake).item() == pytest.approx(expected_d.item(), rel=1e-5, abs=1e-5)
     # saturating minimax G minimises E log(1 - σ(D(x~))); non-saturating G minimises -E log σ(D(x~))
     expected_minimax = log_one_minus_sigmoid_textbook(fake).mean()
-    assert minimax_generator_loss(fake).item() == pytest.approx(expected_minimax.item(), rel=1e-5, abs=1e-5)
+    assert minimax_generator_loss(None, fake).item() == pytest.approx(expected_minimax.item(), rel=1e-5, abs=1e-5)
     expected_ns = -log_sigmoid_textbook(fake).mean()
-    assert non_saturating_generator_loss(fake).item() == pytest.approx(expected_ns.item(), rel=1e-5, abs=1e-5)
+    assert non_saturating_generator_loss(None, fake).item() == pytest.approx(expected_ns.item(), rel=1e-5, abs=1e-5)
 
 
 @PROPERTY
@@ -114,8 +121,8 @@ def test_bce_and_ns_stay_finite_for_huge_logits(real, fake):
     real_t = torch.tensor(real, requires_grad=True)
     fake_t = torch.tensor(fake, requires_grad=True)
     d = bce_discriminator_loss(real_t, fake_t)
-    smoothed = bce_discriminator_loss(real_t, fake_t, 0.9, 0.1)
-    g_minimax, g_ns = minimax_generator_loss(fake_t), non_saturating_generator_loss(fake_t)
+    smoothed = smoothed_discriminator_loss(real_t, fake_t, real_target=0.9, fake_target=0.1)
+    g_minimax, g_ns = minimax_generator_loss(None, fake_t), non_saturating_generator_loss(None, fake_t)
     for value in (d, smoothed, g_minimax, g_ns):
         assert torch.isfinite(value)
         real_grad, fake_grad = torch.autograd.grad(value, (real_t, fake_t), allow_unused=True,
@@ -134,7 +141,7 @@ def test_bce_and_ns_stay_finite_for_huge_logits(real, fake):
 def test_label_smoothing_is_bce_with_the_given_targets(real, fake, real_target, fake_target):
     term = build_ns(SPEC, real_target=real_target, fake_target=fake_target)
     out_real, out_fake = DiscriminatorOutput(real, real[:, None]), DiscriminatorOutput(fake, fake[:, None])
-    step = DiscriminatorStep(real, fake, None, None, out_real, out_fake, lambda x, y=None: None)
+    step = DiscriminatorPhase(real, fake, None, None, out_real, out_fake, lambda x, y=None: None)
 
     def textbook(t, target):  # -[t log σ(l) + (1 - t) log(1 - σ(l))]
         return -(target * log_sigmoid_textbook(t) + (1 - target) * log_one_minus_sigmoid_textbook(t)).mean()
@@ -192,7 +199,7 @@ def test_wgan_discriminator_loss_is_antisymmetric(real, fake):
     forward, swapped = wgan_discriminator_loss(real, fake), wgan_discriminator_loss(fake, real)
     assert forward.item() == pytest.approx(-swapped.item(), abs=1e-5)
     assert forward.item() == pytest.approx((fake.double().mean() - real.double().mean()).item(), abs=1e-5)
-    assert wgan_generator_loss(fake).item() == pytest.approx(-fake.double().mean().item(), abs=1e-5)
+    assert wgan_generator_loss(None, fake).item() == pytest.approx(-fake.double().mean().item(), abs=1e-5)
 
 
 # ------------------------------------------------------------------------------------ lsgan
@@ -216,9 +223,9 @@ def test_lsgan_discriminator_loss_is_minimised_at_one_and_zero(real, fake):
 @PROPERTY
 @given(fake=logits())
 def test_lsgan_generator_loss_is_minimised_at_one(fake):
-    assert lsgan_generator_loss(torch.ones_like(fake)).item() == 0.0
+    assert lsgan_generator_loss(None, torch.ones_like(fake)).item() == 0.0
     expected = 0.5 * (fake.double() - 1).pow(2).mean()
-    assert lsgan_generator_loss(fake).item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
+    assert lsgan_generator_loss(None, fake).item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
 
 
 # -------------------------------------------------------------------------- all adversarial
@@ -230,23 +237,14 @@ def test_every_loss_is_invariant_to_the_order_of_the_batch(data, real, fake):
     for name, loss in D_LOSSES.items():
         assert loss(real[real_order], fake[fake_order]).item() == pytest.approx(
             loss(real, fake).item(), rel=1e-5, abs=1e-5), name
-    smoothed = bce_discriminator_loss(real[real_order], fake[fake_order], 0.9, 0.1)
-    assert smoothed.item() == pytest.approx(bce_discriminator_loss(real, fake, 0.9, 0.1).item(), rel=1e-5, abs=1e-5)
+    smoothed = smoothed_discriminator_loss(real[real_order], fake[fake_order], real_target=0.9, fake_target=0.1)
+    assert smoothed.item() == pytest.approx(
+        smoothed_discriminator_loss(real, fake, real_target=0.9, fake_target=0.1).item(), rel=1e-5, abs=1e-5)
     for name, loss in G_LOSSES.items():
-        assert loss(fake[fake_order]).item() == pytest.approx(loss(fake).item(), rel=1e-5, abs=1e-5), name
+        assert loss(None, fake[fake_order]).item() == pytest.approx(loss(None, fake).item(), rel=1e-5, abs=1e-5), name
     gradients = torch.randn(len(real), 3)
     assert gradient_penalty(gradients[real_order]).item() == pytest.approx(gradient_penalty(gradients).item(), rel=1e-5)
     assert r1_penalty(gradients[real_order]).item() == pytest.approx(r1_penalty(gradients).item(), rel=1e-5)
-
-
-def test_every_loss_is_a_float32_scalar_under_bf16_logits():
-    real = torch.tensor([0.5, -2.0, 3.0], dtype=torch.bfloat16)
-    fake = torch.tensor([1.5, -0.25], dtype=torch.bfloat16)
-    values = [loss(real, fake) for loss in D_LOSSES.values()] + [loss(fake) for loss in G_LOSSES.values()]
-    gradients = torch.ones(2, 3, dtype=torch.bfloat16)
-    values += [gradient_penalty(gradients), r1_penalty(gradients)]
-    for value in values:
-        assert value.dtype == torch.float32 and value.dim() == 0
 
 
 @pytest.mark.parametrize("name, d_loss, g_loss", [
@@ -257,13 +255,12 @@ def test_every_loss_is_a_float32_scalar_under_bf16_logits():
     ("wgan", wgan_discriminator_loss, wgan_generator_loss),
 ])
 def test_each_adversarial_term_computes_its_formula_on_the_discriminator_outputs(name, d_loss, g_loss):
-    factories = {"bce": build_bce, "ns": build_ns, "hinge": build_hinge, "lsgan": build_lsgan, "wgan": build_wgan}
-    term = factories[name](SPEC)
+    term = registered(name)
     D = LinearD(torch.tensor([0.5, -1.0, 2.0]))
     real, fake = torch.randn(5, 3), torch.randn(5, 3)
     step = d_step(D, real, fake)
     assert torch.equal(term.discriminator_loss(step), d_loss(D(real).logits, D(fake).logits))
-    assert torch.equal(term.generator_loss(g_step(D, fake)), g_loss(D(fake).logits))
+    assert torch.equal(term.generator_loss(g_step(D, fake)), g_loss(None, D(fake).logits))
     term.discriminator_loss(step).backward()
     assert D.weight.grad is not None and D.weight.grad.abs().sum() > 0
 
@@ -327,7 +324,7 @@ def test_gp_interpolates_real_and_fake_with_one_uniform_weight_per_sample():
 
 def test_gp_declares_what_it_is():
     gp = build_gp(SPEC)
-    assert gp.default_weight == 10.0 and gp.lipschitz_regulariser and gp.needs == frozenset({"input_grad"})
+    assert gp.default_weight == 10.0 and gp.needs == frozenset({"input_grad"})  # the need that turns wgan's clipping off
     assert gp.generator_loss(g_step(LinearD(torch.ones(3)), torch.randn(2, 3))) is None
 
 
@@ -354,9 +351,10 @@ def test_r1_options_and_declarations():
     r1 = build_r1(SPEC, every=16)
     assert r1.every == 16 and r1.options() == {"every": 16}
     assert build_r1(SPEC).every == 1
-    assert r1.default_weight == 10.0 and r1.needs == frozenset({"real_grad"}) and not r1.lipschitz_regulariser
+    assert r1.default_weight == 10.0 and r1.needs == frozenset({"real_grad"})
     assert r1.generator_loss(g_step(LinearD(torch.ones(3)), torch.randn(2, 3))) is None
-    for bad in (0, -2, 1.5, True, "4"):
+    assert build_r1(SPEC, every="4").every == 4  # a number as a config file or script may spell it
+    for bad in (0, -2, 1.5, True, "four"):
         with pytest.raises(gantk.UsageError, match="every"):
             build_r1(SPEC, every=bad)
 
@@ -411,14 +409,22 @@ def test_wgan_alone_clips_every_critic_parameter_to_one_hundredth():
     assert loss.terms[0].clip == 0.01
 
 
-def test_wgan_auto_does_not_clip_when_composed_with_gp():
-    loss = build_loss("wgan+gp", SPEC, {}, gantk.get_registry())
-    assert loss.weights == [1.0, 10.0]
-    assert loss.terms[0].clip is None
+def critic_d(critic: nn.Module):
+    return lambda x, y=None: DiscriminatorOutput(critic(x).squeeze(1), x)
+
+
+@pytest.mark.parametrize("expression, clipped", [("wgan", True), ("wgan+gp", False), ("wgan+r1", True)])
+def test_wgan_auto_clips_unless_a_term_penalises_input_gradients(expression, clipped):
+    loss = build_loss(expression, SPEC, {}, gantk.get_registry())
     critic = small_critic()
     before = [p.detach().clone() for p in critic.parameters()]
-    loss.after_discriminator_update(critic)
-    assert all(torch.equal(b, p) for b, p in zip(before, critic.parameters()))
+    loss.discriminator_loss(d_step(critic_d(critic), torch.randn(4, 3), torch.randn(4, 3), real_grad=True))
+    loss.after_discriminator_update(critic)  # after D's update, as the training step does
+    if clipped:
+        assert max(p.abs().max().item() for p in critic.parameters()) == pytest.approx(0.01)
+    else:  # gp declares "input_grad": the penalty keeps D Lipschitz, so no clipping (WGAN-GP)
+        assert loss.weights == [1.0, 10.0] and loss.terms[0].clip is None
+        assert all(torch.equal(b, p) for b, p in zip(before, critic.parameters()))
 
 
 @pytest.mark.parametrize("clip, expected", [(None, None), (0, None), (0.0, None), (False, None), (0.05, 0.05),
@@ -456,11 +462,12 @@ def test_each_loss_is_registered_through_the_entry_points(name):
     assert isinstance(term, LossTerm)
 
 
-def test_registered_terms_train_the_networks_they_should():
-    registry = gantk.get_registry()
+def test_registered_terms_declare_what_they_need():
     for name in ["bce", "ns", "hinge", "lsgan", "wgan"]:
-        term = registry.get("loss", name).create(SPEC)
-        assert not term.needs and term.default_weight == 1.0 and not term.lipschitz_regulariser, name
+        term = registered(name)
+        assert not term.needs and term.default_weight == 1.0 and not term.auxiliary, name
+    for name in ["ragan", "rahinge"]:  # relativistic: G's loss needs D(x) on real data
+        assert registered(name).needs == frozenset({"real_in_generator_phase"}), name
 
 
 def test_an_unknown_option_is_a_usage_error_listing_the_valid_ones():
@@ -469,3 +476,65 @@ def test_an_unknown_option_is_a_usage_error_listing_the_valid_ones():
         call_factory("loss", entry.name, entry.factory, SPEC, smoothing=0.9)
     with pytest.raises(gantk.UsageError, match=r"\(none\)"):
         call_factory("loss", "hinge", gantk.get_registry().get("loss", "hinge").factory, SPEC, margin=2.0)
+
+
+# ------------------------------------------------------------------------------ gantk.logit_loss
+def margin_d(real, fake, *, margin=1.0):
+    return F.relu(margin - real).mean() + F.relu(margin + fake).mean()  # E relu(m − D(x)) + E relu(m + D(x~))
+
+
+seen_by_g: list = []
+
+
+def margin_g(real, fake, *, margin=1.0):
+    seen_by_g.append(real)
+    return -fake.mean()  # −E D(x~)
+
+
+def test_logit_loss_options_are_the_keyword_only_parameters():
+    factory = gantk.logit_loss(margin_d, margin_g, name="margin",
+                               checks={"margin": functools.partial(gantk.options.number_in, above=0.0)})
+    term = call_factory("loss", "margin", factory, SPEC, margin=2.0)
+    assert term.options() == {"margin": 2.0} and not term.needs
+    real, fake = torch.tensor([1.5, 3.0]), torch.tensor([-1.0, 0.0])
+    D = lambda x, y=None: DiscriminatorOutput(x, x[:, None])  # noqa: E731 - logits are the inputs
+    step = DiscriminatorPhase(real, fake, None, None, D(real), D(fake), D)
+    assert term.discriminator_loss(step).item() == pytest.approx((0.5 + 0.0) / 2 + (1.0 + 2.0) / 2)
+    assert call_factory("loss", "margin", factory, SPEC).options() == {"margin": 1.0}  # the default
+    with pytest.raises(gantk.UsageError, match=r"has no option 'width'.*margin=1\.0"):
+        call_factory("loss", "margin", factory, SPEC, width=3)
+    with pytest.raises(gantk.UsageError, match=r"loss 'margin' option 'margin' must be a number > 0"):
+        factory(SPEC, margin=-1)
+
+
+def test_logit_loss_gives_g_the_real_logits_only_when_declared():
+    fake, real_out = torch.tensor([0.5, -0.5]), DiscriminatorOutput(torch.tensor([2.0, 4.0]), torch.zeros(2, 1))
+    phase = GeneratorPhase(fake, None, DiscriminatorOutput(fake, fake[:, None]), None, 0, torch.zeros(2, 1), None,
+                           real_out)
+    gantk.logit_loss(margin_d, margin_g)(SPEC).generator_loss(phase)
+    assert seen_by_g[-1] is None  # not declared: no real logits, even when the phase has them
+    needing = gantk.logit_loss(margin_d, margin_g, generator_needs_real=True)(SPEC)
+    assert needing.needs == frozenset({"real_in_generator_phase"})
+    needing.generator_loss(phase)
+    assert torch.equal(seen_by_g[-1], real_out.logits)
+    phase.real_out = None  # a procedure that ignores the need
+    with pytest.raises(gantk.UsageError, match="real data in the generator's update"):
+        needing.generator_loss(phase)
+
+
+def test_logit_loss_refuses_functions_it_cannot_call():
+    with pytest.raises(TypeError, match="keyword-only"):
+        gantk.logit_loss(lambda real, fake, margin=1.0: fake, margin_g)  # an option must be keyword-only
+    with pytest.raises(TypeError, match="one default"):
+        gantk.logit_loss(margin_d, lambda real, fake, *, margin=2.0: fake)
+    with pytest.raises(TypeError, match="neither function"):
+        gantk.logit_loss(margin_d, margin_g, checks={"width": gantk.options.positive_int})
+
+
+def test_the_old_phase_names_still_work_with_a_deprecation_warning():
+    import gantk.protocols as protocols
+
+    with pytest.warns(DeprecationWarning, match="DiscriminatorPhase"):
+        assert protocols.DiscriminatorStep is DiscriminatorPhase
+    with pytest.warns(DeprecationWarning, match="GeneratorPhase"):
+        assert gantk.GeneratorStep is GeneratorPhase

@@ -9,14 +9,14 @@ term's unweighted value is also reported on its own (``d/hinge``, ``d/r1``, ``g/
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import Tensor, nn
 
 from gantk.errors import UsageError
 from gantk.factories import call_factory
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm, describe_needs
+from gantk.protocols import DataSpec, DiscriminatorPhase, GeneratorPhase, LossTerm, describe_needs
 
 _TERM = re.compile(r"^\s*(?:(?P<weight>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[A-Za-z0-9_.:-]+)\s*$")
 
@@ -53,15 +53,17 @@ def parse_loss_expression(expression: str) -> list[TermSpec]:
 
 
 class CompositeLoss(nn.Module):
-    """A weighted sum of loss terms; owns the terms (and so any parameters they train with D)."""
+    """A weighted sum of loss terms; owns the terms (and so any parameters they train with D).
+
+    Each term sees, in D's phase, the needs of the whole loss (``step.needs``), so that a term can
+    adapt to its partners (``wgan`` stops clipping when a term penalises D's input gradients).
+    """
 
     def __init__(self, names: list[str], terms: list[LossTerm], weights: list[float]) -> None:
         super().__init__()
         self.names = names
         self.terms = nn.ModuleList(terms)
         self.weights = weights
-        for term in terms:
-            term.compose_with([other for other in terms if other is not term])
 
     @property
     def needs(self) -> frozenset[str]:
@@ -85,7 +87,8 @@ class CompositeLoss(nn.Module):
                              "such as 'ns', 'hinge' or 'wgan' (e.g. 'hinge+0.5*r1').")
         return total, parts
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> tuple[Tensor, dict[str, Tensor]]:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> tuple[Tensor, dict[str, Tensor]]:
+        step = replace(step, needs=self.needs)
         values = []
         for name, weight, term in zip(self.names, self.weights, self.terms):
             if step.step % term.every:  # lazy regularisation: run every `every` steps, scaled up
@@ -94,7 +97,7 @@ class CompositeLoss(nn.Module):
             values.append((name, weight * term.every, value))
         return self._combine(values, "d")
 
-    def generator_loss(self, step: GeneratorStep) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, step: GeneratorPhase) -> tuple[Tensor, dict[str, Tensor]]:
         return self._combine([(n, w, t.generator_loss(step)) for n, w, t in zip(self.names, self.weights, self.terms)],
                              "g")
 

@@ -26,15 +26,15 @@ from torch import Tensor, nn
 import gantk
 from gantk.options import as_bool
 from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
+from gantk.protocols import DataSpec, DiscriminatorPhase, GeneratorPhase, LossTerm
 
 NAME = "ac"
 
 
 # ------------------------------------------------------------------------------------ maths
 def classifier_cross_entropy(class_logits: Tensor, labels: Tensor) -> Tensor:
-    """E CE(c, y) = −E log softmax(c)_y for class logits (B, K) and int64 labels (B,), in float32."""
-    return F.cross_entropy(class_logits.float(), labels.long())  # −E [c_y − log Σ_k exp(c_k)], stable for any c
+    """E CE(c, y) = −E log softmax(c)_y for class logits (B, K) and int64 labels (B,)."""
+    return F.cross_entropy(class_logits, labels.long())  # −E [c_y − log Σ_k exp(c_k)], stable for any c
 
 
 def ac_discriminator_loss(real_class_logits: Tensor, real_labels: Tensor, fake_class_logits: Tensor | None = None,
@@ -75,7 +75,7 @@ class AuxiliaryClassifierLoss(LossTerm):
         classifier = check_attached(NAME, self.classifier)
         return classifier(check_features(NAME, features, classifier.in_features))
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         real_labels = check_labels(NAME, step.real_labels, "real")
         real_logits = self.class_logits(step.real_out.features)
         if not self.fake:
@@ -83,7 +83,7 @@ class AuxiliaryClassifierLoss(LossTerm):
         fake_labels = check_labels(NAME, step.fake_labels, "fake")
         return ac_discriminator_loss(real_logits, real_labels, self.class_logits(step.fake_out.features), fake_labels)
 
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
+    def generator_loss(self, step: GeneratorPhase) -> Tensor:
         fake_labels = check_labels(NAME, step.fake_labels, "fake")
         return ac_generator_loss(self.class_logits(step.fake_out.features), fake_labels)
 

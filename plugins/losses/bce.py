@@ -2,28 +2,23 @@
 
 Goodfellow et al. 2014, "Generative Adversarial Nets". Both train D as a binary classifier of
 real against fake; they differ in the generator's loss. Everything works on logits through
-softplus / ``binary_cross_entropy_with_logits`` (never sigmoid-then-log), so the values stay
-finite for logits of any size.
+softplus (never sigmoid-then-log), so the values stay finite for logits of any size. ``ns``
+takes D's targets as options: one-sided label smoothing is ``real_target=0.9`` (Salimans et al.
+2016); the generator's loss always targets 1.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch.nn.functional as F
 from torch import Tensor
 
 import gantk
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
-
-
-def bce_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_target: float = 1.0,
-                           fake_target: float = 0.0) -> Tensor:
-    """D's cross-entropy against targets ``real_target`` for D(x) and ``fake_target`` for D(x~)."""
-    return binary_cross_entropy(real_logits, real_target) + binary_cross_entropy(fake_logits, fake_target)
 
 
 def binary_cross_entropy(logits: Tensor, target: float) -> Tensor:
-    """E BCE(l, t) for one target ``t`` shared by the batch, on logits, in float32."""
-    logits = logits.float()
+    """E BCE(l, t) for one target ``t`` shared by the batch, on logits."""
     if target == 1.0:
         return F.softplus(-logits).mean()  # BCE(l, 1) = sp(-l)
     if target == 0.0:
@@ -31,62 +26,33 @@ def binary_cross_entropy(logits: Tensor, target: float) -> Tensor:
     return (target * F.softplus(-logits) + (1.0 - target) * F.softplus(logits)).mean()  # t·sp(-l) + (1-t)·sp(l)
 
 
-def minimax_generator_loss(fake_logits: Tensor) -> Tensor:
+def bce_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """D's cross-entropy against target 1 for D(x) and 0 for D(x~)."""
+    return binary_cross_entropy(real, 1.0) + binary_cross_entropy(fake, 0.0)  # E sp(-D(x)) + E sp(D(x~))
+
+
+def smoothed_discriminator_loss(real: Tensor, fake: Tensor, *, real_target: float = 1.0,
+                                fake_target: float = 0.0) -> Tensor:
+    """D's cross-entropy against targets ``real_target`` for D(x) and ``fake_target`` for D(x~)."""
+    return binary_cross_entropy(real, real_target) + binary_cross_entropy(fake, fake_target)
+
+
+def minimax_generator_loss(real: None, fake: Tensor) -> Tensor:
     """G's saturating minimax loss: G minimises E log(1 - sigmoid(D(x~)))."""
-    return -F.softplus(fake_logits.float()).mean()  # L_G = -E sp(D(x~)) = E log(1 - σ(D(x~)))
+    return -F.softplus(fake).mean()  # L_G = -E sp(D(x~)) = E log(1 - σ(D(x~)))
 
 
-def non_saturating_generator_loss(fake_logits: Tensor) -> Tensor:
+def non_saturating_generator_loss(real: None, fake: Tensor) -> Tensor:
     """G's non-saturating loss: G maximises E log sigmoid(D(x~))."""
-    return F.softplus(-fake_logits.float()).mean()  # L_G = E sp(-D(x~)) = -E log σ(D(x~))
+    return F.softplus(-fake).mean()  # L_G = E sp(-D(x~)) = -E log σ(D(x~))
 
 
-class MinimaxLoss(LossTerm):
-    """The minimax GAN loss with the saturating generator loss (Goodfellow et al. 2014)."""
+_target = functools.partial(gantk.options.number_in, at_least=0.0, at_most=1.0, what="a binary cross-entropy target",
+                            hint="e.g. real_target=0.9 for one-sided label smoothing")
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
-        return bce_discriminator_loss(step.real_out.logits, step.fake_out.logits)
-
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
-        return minimax_generator_loss(step.fake_out.logits)
-
-
-class NonSaturatingLoss(LossTerm):
-    """The non-saturating GAN loss (Goodfellow et al. 2014, §3), with optional label smoothing.
-
-    ``real_target`` / ``fake_target`` are D's binary cross-entropy targets (one-sided smoothing:
-    ``real_target=0.9``; Salimans et al. 2016). The generator's loss always targets 1.
-    """
-
-    def __init__(self, real_target: float = 1.0, fake_target: float = 0.0) -> None:
-        super().__init__()
-        self.real_target, self.fake_target = real_target, fake_target
-
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
-        return bce_discriminator_loss(step.real_out.logits, step.fake_out.logits, self.real_target, self.fake_target)
-
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
-        return non_saturating_generator_loss(step.fake_out.logits)
-
-    def options(self) -> dict:
-        return {"real_target": self.real_target, "fake_target": self.fake_target}
-
-
-def _target(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise gantk.UsageError(f"The loss 'ns' option {name} must be a number in [0, 1] (a binary cross-entropy "
-                               f"target, e.g. real_target=0.9 for one-sided label smoothing), got {value!r}.")
-    return float(value)
-
-
-def build_bce(spec: DataSpec) -> MinimaxLoss:
-    """Minimax GAN loss (Goodfellow 2014) with the saturating G loss -E sp(D(x~)); rarely trains well."""
-    return MinimaxLoss()
-
-
-def build_ns(spec: DataSpec, *, real_target: float = 1.0, fake_target: float = 0.0) -> NonSaturatingLoss:
-    """Non-saturating GAN loss (Goodfellow 2014); options real_target / fake_target smooth D's labels."""
-    return NonSaturatingLoss(_target("real_target", real_target), _target("fake_target", fake_target))
+build_bce = gantk.logit_loss(bce_discriminator_loss, minimax_generator_loss, name="bce")
+build_ns = gantk.logit_loss(smoothed_discriminator_loss, non_saturating_generator_loss, name="ns",
+                            checks={"real_target": _target, "fake_target": _target})
 
 
 @gantk.hookimpl

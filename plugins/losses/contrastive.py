@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 import gantk
 from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
+from gantk.protocols import DataSpec, DiscriminatorPhase, GeneratorPhase, LossTerm
 
 NAME = "contrastive"
 DEFAULT_DIM = 512
@@ -41,7 +41,7 @@ DEFAULT_TEMPERATURE = 1.0
 
 # ------------------------------------------------------------------------------------ maths
 def unit_vectors(x: Tensor) -> Tensor:
-    """x / ‖x‖ along the last dimension, in float32, for any positive norm (zero vectors stay zero).
+    """x / ‖x‖ along the last dimension, for any positive norm (zero vectors stay zero).
 
     The vector is first divided by its largest absolute entry ``m`` (a scale to which the result is
     invariant, so it is detached), so that ‖x‖² neither overflows for huge vectors nor underflows
@@ -49,14 +49,13 @@ def unit_vectors(x: Tensor) -> Tensor:
     zero vector, which maps to zero with a finite gradient (PyTorch's default floor, 1e-12, would
     give it a gradient of 1e12).
     """
-    x = x.float()
     largest = x.detach().abs().amax(dim=-1, keepdim=True)  # m = max_j |x_j|
     scaled = x / torch.where(largest > 0, largest, torch.ones_like(largest))  # x/m, entries in [-1, 1], one is ±1
     return F.normalize(scaled, dim=-1, eps=0.5)  # x/‖x‖ = (x/m)/‖x/m‖, ‖x/m‖ ∈ [1, √d]
 
 
 def contrastive_2c_loss(embeddings: Tensor, proxies: Tensor, labels: Tensor, temperature: float) -> Tensor:
-    """ContraGAN's 2C loss ``mean_i ℓ_i`` (Kang & Park 2020), in float32.
+    """ContraGAN's 2C loss ``mean_i ℓ_i`` (Kang & Park 2020), in the embeddings' dtype (float32 in a term).
 
     ``embeddings`` (B, d) are the projected features ``l_i``, ``proxies`` (K, d) the class proxy
     table ``e`` (row ``y_i`` is sample i's proxy), ``labels`` (B,) int64 class indices, ``temperature``
@@ -65,7 +64,7 @@ def contrastive_2c_loss(embeddings: Tensor, proxies: Tensor, labels: Tensor, tem
     ≥ 0 exactly, precise when ℓ_i is tiny, finite for any t, and 0 for a sample with no other-class
     sample in the batch (numerator = denominator).
     """
-    with torch.autocast(embeddings.device.type, enabled=False):  # the similarities stay float32 under autocast
+    with torch.autocast(embeddings.device.type, enabled=False):  # float32 embeddings: float32 similarities, always
         labels = labels.long()
         l = unit_vectors(embeddings)  # l_i / ‖l_i‖
         e = unit_vectors(proxies[labels])  # e(y_i) / ‖e(y_i)‖
@@ -115,39 +114,29 @@ class ContrastiveLoss(LossTerm):
         return projection(check_features(NAME, features, projection.in_features))
 
     def loss(self, features: Tensor, labels: Tensor) -> Tensor:
-        return contrastive_2c_loss(self.embed(features), self.proxies.weight, labels, self.temperature)
+        with torch.autocast(features.device.type, enabled=False):  # float32 features: the head runs in float32 too
+            return contrastive_2c_loss(self.embed(features), self.proxies.weight, labels, self.temperature)
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         return self.loss(step.real_out.features, check_labels(NAME, step.real_labels, "real"))  # L_2C on real
 
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
+    def generator_loss(self, step: GeneratorPhase) -> Tensor:
         return self.loss(step.fake_out.features, check_labels(NAME, step.fake_labels, "fake"))  # L_2C on fake
 
     def options(self) -> dict[str, Any]:
         return {"dim": self.dim, "temperature": self.temperature}
 
 
-def _dim(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise gantk.UsageError(f"The loss '{NAME}' option dim must be a positive integer (the size of the "
-                               f"projection and of the class proxies, {DEFAULT_DIM} in StudioGAN), got {value!r}.")
-    return value
-
-
-def _temperature(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
-        raise gantk.UsageError(f"The loss '{NAME}' option temperature must be a positive number (t in "
-                               f"exp(s/t): {DEFAULT_TEMPERATURE} in StudioGAN, 0.5 in the ContraGAN tutorial), "
-                               f"got {value!r}.")
-    return float(value)
-
-
 def build_contrastive(spec: DataSpec, *, dim: int = DEFAULT_DIM,
                       temperature: float = DEFAULT_TEMPERATURE) -> ContrastiveLoss:
     """ContraGAN 2C loss (Kang & Park 2020): D on real, G on fake; options dim (512) and temperature (1.0)."""
-    return ContrastiveLoss(spec.num_classes, _dim(dim), _temperature(temperature))
+    owner = f"loss '{NAME}'"
+    dim = gantk.options.positive_int(owner, "dim", dim, hint=f"the size of the projection and of the class "
+                                                             f"proxies, {DEFAULT_DIM} in StudioGAN")
+    temperature = gantk.options.number_in(owner, "temperature", temperature, above=0.0, below=math.inf,
+                                          what="a positive number", hint=f"t in exp(s/t): {DEFAULT_TEMPERATURE} in "
+                                                                         "StudioGAN, 0.5 in the ContraGAN tutorial")
+    return ContrastiveLoss(spec.num_classes, dim, temperature)
 
 
 @gantk.hookimpl

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 import gantk
-from gantk.protocols import DataSpec, DiscriminatorStep, LossTerm
+from gantk.protocols import DataSpec, DiscriminatorPhase, LossTerm
 
 
 def input_gradients(outputs: Tensor, inputs: Tensor) -> Tensor:
@@ -21,8 +21,8 @@ def input_gradients(outputs: Tensor, inputs: Tensor) -> Tensor:
     ``outputs`` are D's logits (B,) computed from ``inputs`` (B, ...); since samples do not interact
     in D, the gradient of their sum with respect to ``inputs`` holds each sample's own gradient.
     """
-    (gradients,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)  # ∂ Σᵢ D(xᵢ) / ∂xᵢ
-    return gradients.float()
+    (gradients,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)  # ∂ Σᵢ D(xᵢ) / ∂xᵢ
+    return gradients
 
 
 def interpolate(real: Tensor, fake: Tensor, a: Tensor) -> Tensor:
@@ -33,7 +33,7 @@ def interpolate(real: Tensor, fake: Tensor, a: Tensor) -> Tensor:
 
 def gradient_penalty(gradients: Tensor) -> Tensor:
     """E (‖g‖₂ − 1)² over the batch, ``gradients`` of shape (B, ...)."""
-    norms = gradients.float().flatten(1).norm(dim=1)  # ‖∇D(x̂ᵢ)‖₂
+    norms = gradients.flatten(1).norm(dim=1)  # ‖∇D(x̂ᵢ)‖₂
     return (norms - 1.0).pow(2).mean()  # E (‖∇D(x̂)‖₂ − 1)²
 
 
@@ -46,9 +46,8 @@ class GradientPenalty(LossTerm):
     needs = frozenset({"input_grad"})
     default_weight = 10.0
     auxiliary = True  # a regulariser: composes with an adversarial loss
-    lipschitz_regulariser = True
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         real, fake = step.real.detach(), step.fake.detach()
         a = torch.rand(real.shape[0], device=real.device)  # a ~ U[0, 1], one per sample
         x_hat = interpolate(real, fake.to(real.dtype), a).requires_grad_(True)

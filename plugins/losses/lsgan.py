@@ -9,35 +9,19 @@ from __future__ import annotations
 from torch import Tensor
 
 import gantk
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
 
 
-def lsgan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def lsgan_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
     """D's least-squares loss, minimised at D(x) = 1 and D(x~) = 0."""
-    real_logits, fake_logits = real_logits.float(), fake_logits.float()
-    return 0.5 * (real_logits - 1.0).pow(2).mean() + 0.5 * fake_logits.pow(2).mean()  # ½E(D(x)-1)² + ½E D(x~)²
+    return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()  # ½E(D(x)-1)² + ½E D(x~)²
 
 
-def lsgan_generator_loss(fake_logits: Tensor) -> Tensor:
+def lsgan_generator_loss(real: None, fake: Tensor) -> Tensor:
     """G's least-squares loss, minimised at D(x~) = 1."""
-    return 0.5 * (fake_logits.float() - 1.0).pow(2).mean()  # L_G = ½E(D(x~)-1)²
-
-
-class LSGANLoss(LossTerm):
-    """Least-squares GAN loss (Mao et al. 2017), 0-1-1 coding."""
-
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
-        return lsgan_discriminator_loss(step.real_out.logits, step.fake_out.logits)
-
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
-        return lsgan_generator_loss(step.fake_out.logits)
-
-
-def build_lsgan(spec: DataSpec) -> LSGANLoss:
-    """Least-squares GAN loss (Mao 2017): D ½E(D(x)-1)² + ½E D(x~)², G ½E(D(x~)-1)²."""
-    return LSGANLoss()
+    return 0.5 * (fake - 1.0).pow(2).mean()  # L_G = ½E(D(x~)-1)²
 
 
 @gantk.hookimpl
 def register_losses(register):
-    register("lsgan", build_lsgan, summary="Least-squares GAN loss (Mao 2017), as in the CGAN and CycleGAN tutorials")
+    register("lsgan", gantk.logit_loss(lsgan_discriminator_loss, lsgan_generator_loss),
+             summary="Least-squares GAN loss (Mao 2017), as in the CGAN and CycleGAN tutorials")

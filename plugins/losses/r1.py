@@ -11,12 +11,12 @@ from torch import Tensor
 
 import gantk
 from gantk.plugins.losses.gp import input_gradients
-from gantk.protocols import DataSpec, DiscriminatorStep, LossTerm
+from gantk.protocols import DataSpec, DiscriminatorPhase, LossTerm
 
 
 def r1_penalty(gradients: Tensor) -> Tensor:
     """½ E ‖g‖₂² over the batch, ``gradients`` of shape (B, ...)."""
-    return 0.5 * gradients.float().flatten(1).pow(2).sum(dim=1).mean()  # ½ E ‖∇ₓ D(x)‖²
+    return 0.5 * gradients.flatten(1).pow(2).sum(dim=1).mean()  # ½ E ‖∇ₓ D(x)‖²
 
 
 class R1Penalty(LossTerm):
@@ -30,7 +30,7 @@ class R1Penalty(LossTerm):
         super().__init__()
         self.every = every
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         if not step.real.requires_grad:
             raise gantk.UsageError(
                 "The loss term 'r1' needs gradients with respect to the real samples, but this training "
@@ -44,10 +44,8 @@ class R1Penalty(LossTerm):
 
 def build_r1(spec: DataSpec, *, every: int = 1) -> R1Penalty:
     """R1 penalty (Mescheder 2018): (γ/2) E‖∇D(x)‖² on real data, γ = 10 by default; every=k runs it lazily."""
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise gantk.UsageError(f"The loss 'r1' option every must be a whole number ≥ 1 (run the penalty every "
-                               f"that many discriminator steps, e.g. every=16), got {every!r}.")
-    return R1Penalty(every)
+    return R1Penalty(gantk.options.positive_int("loss 'r1'", "every", every,
+                                                hint="run the penalty every that many discriminator steps, e.g. 16"))
 
 
 @gantk.hookimpl

@@ -3,29 +3,35 @@
 The critic D estimates the Wasserstein-1 distance, which needs D to be 1-Lipschitz. The original
 method keeps it so by clipping every critic weight to [-0.01, 0.01] after each critic update;
 WGAN-GP (``wgan+gp``) replaces the clipping with a gradient penalty. With ``clip="auto"`` (the
-default) this term clips unless another term of the composite loss is a Lipschitz regulariser.
+default) this term clips unless the loss penalises D's input gradients, i.e. unless some term of
+the loss declares the ``"input_grad"`` need (``gp`` does; ``r1``, a penalty on real data only,
+does not).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 import gantk
-from gantk.protocols import DataSpec, DiscriminatorStep, GeneratorStep, LossTerm
+from gantk.logit_losses import LogitLoss
+from gantk.protocols import DataSpec, DiscriminatorPhase
 
 #: The clipping bound of the WGAN paper.
 DEFAULT_CLIP = 0.01
+OWNER = "loss 'wgan'"
 
 
-def wgan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def wgan_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:
     """The critic's loss: minus its estimate of the Wasserstein distance."""
-    return fake_logits.float().mean() - real_logits.float().mean()  # L_D = E D(x~) - E D(x)
+    return fake.mean() - real.mean()  # L_D = E D(x~) - E D(x)
 
 
-def wgan_generator_loss(fake_logits: Tensor) -> Tensor:
+def wgan_generator_loss(real: None, fake: Tensor) -> Tensor:
     """G's loss: raise the critic's score of the fakes."""
-    return -fake_logits.float().mean()  # L_G = -E D(x~)
+    return -fake.mean()  # L_G = -E D(x~)
 
 
 @torch.no_grad()
@@ -35,50 +41,41 @@ def clip_parameters(module: nn.Module, bound: float) -> None:
         parameter.clamp_(-bound, bound)  # w ← clip(w, -c, c)
 
 
-class WGANLoss(LossTerm):
+class WGANLoss(LogitLoss):
     """Wasserstein GAN loss (Arjovsky et al. 2017) with optional weight clipping of the critic.
 
-    ``clip`` is the bound ``c`` actually applied after each critic update, or None when off.
+    ``clip`` is the bound ``c`` applied after each critic update, or None when off; with
+    ``clip="auto"`` it is decided in each D phase from the needs of the whole loss.
     """
 
     def __init__(self, clip: float | str | None = "auto") -> None:
-        super().__init__()
-        self.clip_option = clip
+        super().__init__(wgan_discriminator_loss, wgan_generator_loss, {"clip": clip}, name="wgan")
         self.clip: float | None = DEFAULT_CLIP if clip == "auto" else clip
 
-    def compose_with(self, others: list[LossTerm]) -> None:
-        if self.clip_option == "auto":
-            regularised = any(other.lipschitz_regulariser for other in others)
-            self.clip = None if regularised else DEFAULT_CLIP
-
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor:
-        return wgan_discriminator_loss(step.real_out.logits, step.fake_out.logits)
-
-    def generator_loss(self, step: GeneratorStep) -> Tensor:
-        return wgan_generator_loss(step.fake_out.logits)
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
+        if self.options()["clip"] == "auto":  # a penalty on D's input gradients (gp) keeps D Lipschitz instead
+            self.clip = None if "input_grad" in step.needs else DEFAULT_CLIP
+        return super().discriminator_loss(step)
 
     def after_discriminator_update(self, discriminator: nn.Module) -> None:
         if self.clip is not None:
             clip_parameters(discriminator, self.clip)
 
-    def options(self) -> dict:
-        return {"clip": self.clip_option}
-
     def extra_repr(self) -> str:
-        return f"clip={self.clip_option!r} (applied: {self.clip})"
+        return f"clip={self.options()['clip']!r} (applied: {self.clip})"
 
 
-def _clip_bound(clip: object) -> float | str | None:
-    if clip == "auto" or clip is None:
+def _clip_bound(clip: Any) -> float | str | None:
+    """'auto', a positive bound, or None for no clipping (from none, false or 0)."""
+    if clip == "auto":
         return clip
-    if clip is False or (not isinstance(clip, bool) and isinstance(clip, (int, float)) and clip == 0):
+    if clip is None or clip is False:  # -L wgan.clip=none / false
         return None
-    if isinstance(clip, (int, float)) and not isinstance(clip, bool) and clip > 0:
-        return float(clip)
-    raise gantk.UsageError(
-        f"The loss 'wgan' option clip must be 'auto' (clip critic weights to [-{DEFAULT_CLIP}, {DEFAULT_CLIP}] "
-        "unless a gradient penalty such as 'gp' is part of the loss), a positive number (the bound), or "
-        f"none / 0 (no clipping); got {clip!r}.")
+    bound = gantk.options.number_in(
+        OWNER, "clip", clip, at_least=0.0, what="'auto', none or a clipping bound",
+        hint=f"'auto' clips critic weights to [-{DEFAULT_CLIP}, {DEFAULT_CLIP}] unless a gradient penalty such as "
+             "'gp' is part of the loss; 0 or none turns clipping off")
+    return bound if bound > 0 else None
 
 
 def build_wgan(spec: DataSpec, *, clip: float | str | None = "auto") -> WGANLoss:

@@ -4,6 +4,12 @@ One step is a discriminator phase (``--n-critic`` updates on real batches and fr
 followed by one generator update. The loss terms decide how each loss is computed (including
 extra D passes, e.g. the gradient penalty); this procedure decides which networks and phases; the
 training loop decides when to log, sample, evaluate and save.
+
+Precision: each phase runs in one autocast region of the run's precision: G, D and the loss
+terms. Every D output is cast to float32 once, in :meth:`GanProcedure._discriminate`, so the
+terms receive float32 logits and features (their elementwise maths stays float32 under autocast).
+When a term needs ``"real_in_generator_phase"`` (relativistic losses), G's phase runs D again on
+the latest real batch, with D's current weights.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from torch import Tensor, nn
 
 import gantk
 from gantk.engine.precision import backward, optimizer_step
-from gantk.protocols import ComponentRecord, DiscriminatorStep, GeneratorStep, TrainingSetup
+from gantk.protocols import ComponentRecord, DiscriminatorOutput, DiscriminatorPhase, GeneratorPhase, TrainingSetup
 
 
 class GanProcedure:
@@ -31,6 +37,8 @@ class GanProcedure:
         self.spec, self.n_critic, self.device = setup.spec, setup.config.n_critic, setup.device
         self.autocast = setup.autocast
         self.real_grad = "real_grad" in self.loss.needs
+        self.real_in_generator_phase = "real_in_generator_phase" in self.loss.needs
+        self._latest_real: tuple[Tensor, Tensor | None] | None = None  # the last D phase's batch, for G's phase
         self._d_side = [p for p in (*self.discriminator.parameters(), *self.loss.parameters()) if p.requires_grad]
         self.d_scaler, self.g_scaler = setup.grad_scaler(), setup.grad_scaler()
 
@@ -70,22 +78,37 @@ class GanProcedure:
         labels = torch.randint(self.spec.num_classes, (n,), device=self.device) if self.spec.labelled else None
         return z, labels
 
+    def _discriminate(self, x: Tensor, labels: Tensor | None) -> DiscriminatorOutput:
+        """D(x, y) cast to float32 (called under the phase's autocast): every D output the loss terms see."""
+        return self.discriminator(x, labels).to_float32()
+
     def _discriminator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         real, real_labels = self.batches.next()
         z, fake_labels = self._noise(real.shape[0])
         with torch.no_grad(), self.autocast():
             fake = self.generator(z, fake_labels)
+        if self.real_in_generator_phase:
+            self._latest_real = real.detach(), real_labels
         if self.real_grad:
             real = real.detach().requires_grad_(True)
-        with self.autocast():
-            context = DiscriminatorStep(real, fake, real_labels, fake_labels, self.discriminator(real, real_labels),
-                                        self.discriminator(fake, fake_labels), self.discriminator, step)
+        with self.autocast():  # D's passes and the terms share one region (and so autocast's cached weight casts)
+            context = DiscriminatorPhase(real, fake, real_labels, fake_labels, self._discriminate(real, real_labels),
+                                         self._discriminate(fake, fake_labels), self._discriminate, step)
             total, parts = self.loss.discriminator_loss(context)
         self.d_optimizer.zero_grad(set_to_none=True)
         backward(total, self.d_scaler)
         optimizer_step(self.d_optimizer, self.d_scaler)
         self.loss.after_discriminator_update(self.discriminator)
         return total, parts
+
+    def _real_for_generator_phase(self) -> tuple[Tensor | None, Tensor | None, DiscriminatorOutput | None]:
+        """The latest real batch, its labels and D's output on it now (D's weights after its update), for the
+        terms that need ``"real_in_generator_phase"``; three Nones otherwise (no extra D pass)."""
+        if not self.real_in_generator_phase:
+            return None, None, None
+        real, labels = self._latest_real
+        with torch.no_grad():  # D is frozen in G's phase: its output on real data is a constant for G's loss
+            return real, labels, self._discriminate(real, labels)
 
     def _generator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         z, fake_labels = self._noise(self.batches.batch_size)
@@ -94,7 +117,8 @@ class GanProcedure:
         try:
             with self.autocast():
                 fake = self.generator(z, fake_labels)
-                context = GeneratorStep(fake, fake_labels, self.discriminator(fake, fake_labels), self.discriminator, step)
+                context = GeneratorPhase(fake, fake_labels, self._discriminate(fake, fake_labels), self._discriminate,
+                                         step, *self._real_for_generator_phase())
                 total, parts = self.loss.generator_loss(context)
             self.g_optimizer.zero_grad(set_to_none=True)
             backward(total, self.g_scaler)

@@ -73,6 +73,8 @@ class ResMLPGenerator(nn.Module):
         self.spec = spec
         self.z_dim = z_dim
         self.conditioning = conditioning
+        self.conditional = conditioning != "none"  # whether forward follows the labels y
+        self.num_classes = spec.num_classes if self.conditional else 0
         #: The resolved factory options: ``build_resmlp(spec, **options)`` rebuilds this module.
         self.options: dict[str, Any] = {"z_dim": z_dim, "width": width, "blocks": blocks, "norm": norm,
                                         "conditioning": conditioning}

@@ -1,17 +1,28 @@
-"""Pictures of samples: image grids, and plots for 1-D and 2-D vector data.
+"""Pictures of samples: image grids, and plots for 1-D and 2-D vector data; samples written to files.
 
 Images use torchvision's grid (values in [-1, 1] mapped to [0, 1]). 1-D samples become a
 histogram over the real data's histogram; 2-D samples a scatter plot over the real points.
+During training the ``pictures`` monitor writes ``samples/step_XXXXXX.png`` from the fixed noise
+every ``--sample-every`` steps; ``gantk sample`` and ``gantk interpolate`` write through
+:func:`write_samples` (a picture, a NumPy archive or safetensors).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from gantk.protocols import DataSpec
+import gantk
+from gantk.engine.safetensors_io import write_atomic, write_safetensors
+from gantk.errors import UsageError
+from gantk.protocols import DataSpec, MonitorSetup
+
+OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
+#: real points drawn under 1-D and 2-D samples
+REFERENCE_POINTS = 2000
 
 
 def save_samples(samples: Tensor, spec: DataSpec, path: Path, *, reference: Tensor | None = None,
@@ -81,3 +92,45 @@ def _range(values: Tensor, reference: Tensor | None) -> tuple[float, float]:
     low, high = torch.quantile(finite, 0.001).item(), torch.quantile(finite, 0.999).item()
     pad = 0.1 * (high - low) + 1e-3
     return low - pad, high + pad
+
+
+def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path, nrow: int | None = None) -> Path:
+    """``.png``: a picture (grid, histogram or scatter); ``.npz``/``.safetensors``: the raw values."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"Cannot write samples to '{out}': use a file name ending in "
+                         f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors).")
+    if suffix == ".png":
+        return save_samples(samples, spec, out, nrow=nrow)
+    arrays = {"samples": samples}
+    if labels is not None:
+        arrays["labels"] = labels
+    if suffix == ".safetensors":
+        write_safetensors(out, arrays, {"format": "pt", "gantk.kind": "samples"})
+        return out
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.numpy() for k, v in arrays.items()})
+    write_atomic(out, buffer.getvalue())
+    return out
+
+
+class SamplePictures:
+    """Writes each fixed-noise sample set of a run as ``samples/step_XXXXXX.png`` (a row per class when conditional)."""
+
+    def __init__(self, setup: MonitorSetup) -> None:
+        self.spec, self.folder, self.nrow = setup.spec, setup.run_dir / "samples", setup.grid_row
+        samples = setup.dataset.samples
+        self.reference = samples[:REFERENCE_POINTS] if samples is not None and not self.spec.is_image else None
+
+    def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
+        save_samples(samples, self.spec, self.folder / f"step_{step:06d}.png", reference=self.reference,
+                     title=f"step {step}", nrow=self.nrow)
+        return {}
+
+
+@gantk.hookimpl
+def register_monitors(register):
+    register("pictures", SamplePictures, summary="A picture of the fixed-noise samples every --sample-every steps")

@@ -1,0 +1,75 @@
+"""The ``diversity`` monitor: warns when a run's samples collapse onto a few modes.
+
+:class:`DiversityMonitor` compares the spread of the fixed-noise samples with that of real data:
+``diversity = mean pairwise distance(generated) / mean pairwise distance(real)`` (1 for a
+generator as varied as the data, near 0 when every latent gives the same sample). When it falls
+below ``threshold`` after having been above it, a warning goes once to stderr: the generator may
+be collapsing onto a few modes. (An untrained generator starts near 0, so a low value before the
+samples ever spread out is not a collapse.)
+
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch import Tensor
+
+import gantk
+from gantk.protocols import MonitorSetup
+
+DIVERSITY_THRESHOLD = 0.2
+
+
+def mean_pairwise_distance(samples: Tensor) -> float:
+    """Mean ‖x_i − x_j‖ over pairs i ≠ j of the flattened samples (float32)."""
+    flat = samples.detach().float().reshape(len(samples), -1).cpu()
+    if len(flat) < 2:
+        return 0.0
+    distances = torch.cdist(flat, flat)
+    return float(distances.sum() / (len(flat) * (len(flat) - 1)))  # the diagonal is 0
+
+
+class DiversityMonitor:
+    """Diversity of generated samples relative to real ones; warns once when it falls below ``threshold``."""
+
+    def __init__(self, real_samples: Tensor, threshold: float = DIVERSITY_THRESHOLD, max_real: int = 256) -> None:
+        chosen = torch.randperm(len(real_samples), generator=torch.Generator().manual_seed(0))[:max_real]
+        self.reference = mean_pairwise_distance(real_samples[chosen])
+        self.threshold = threshold
+        self.warned = False
+        self.spread = False  # whether the samples have been at least ``threshold`` diverse yet
+
+    def __call__(self, samples: Tensor, step: int) -> float:
+        ratio = mean_pairwise_distance(samples) / max(self.reference, 1e-12)
+        if ratio >= self.threshold:
+            self.spread = True
+        elif self.spread and not self.warned:
+            self.warned = True
+            print(f"gantk: warning: at step {step} the generated samples are {ratio:.2f}x as diverse as real data "
+                  f"(mean pairwise distance; below {self.threshold}): the generator may be collapsing onto a few "
+                  "modes. Look at the sample pictures; a lower learning rate, --loss hinge+0.5*r1 or wgan+gp "
+                  "often help.", file=sys.stderr, flush=True)
+        return ratio
+
+
+def diversity_monitor(setup: MonitorSetup) -> "DiversityWatch | None":
+    """Sample diversity relative to real data, logged as ``diversity``; one warning if it collapses."""
+    samples = setup.dataset.samples
+    return DiversityWatch(DiversityMonitor(samples)) if samples is not None else None
+
+
+class DiversityWatch:
+    """The monitor: logs ``diversity`` for each fixed-noise sample set."""
+
+    def __init__(self, monitor: DiversityMonitor) -> None:
+        self.monitor = monitor
+
+    def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
+        return {"diversity": self.monitor(samples, step)}
+
+
+@gantk.hookimpl
+def register_monitors(register):
+    register("diversity", diversity_monitor)
