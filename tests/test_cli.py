@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 
@@ -111,3 +114,63 @@ def test_list_with_only_a_wildcard_searches_every_kind(cli):
     assert result.exit_code == 0
     kinds = {line.split()[1] for line in result.stdout.splitlines()[2:]}
     assert {"generator", "discriminator", "loss", "preset"} <= kinds
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """``--flag`` -> its -h entry on one line (flag line and wrapped help joined)."""
+    entries: dict[str, str] = {}
+    flag = None
+    for line in text.splitlines():
+        start = re.match(r"  (?:-\w, )?(--[\w-]+)", line)
+        if start:
+            flag = start.group(1)
+            entries[flag] = line
+        elif flag and line.startswith("   "):
+            entries[flag] += " " + line
+    return {flag: " ".join(entry.split()) for flag, entry in entries.items()}
+
+
+def test_every_config_field_is_a_train_option_whose_help_shows_its_default(cli):
+    from gantk.engine.config import TRAIN_OPTIONS, TrainConfig
+
+    fields = dataclasses.fields(TrainConfig)
+    assert {name for option in TRAIN_OPTIONS for name in option.sets} == {f.name for f in fields} - {"preset"}
+    result = cli("train", "-h")
+    assert result.exit_code == 0
+    entries = help_entries(result.stdout)
+    for option in TRAIN_OPTIONS:
+        assert f"[default: {option.default_text}]" in entries[option.flag], option.flag
+    for field in fields:  # a plain default is the one TrainConfig uses
+        if isinstance(field.default, (int, float, str)):
+            shown = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+            assert entries["--" + field.name.replace("_", "-")].endswith(f"[default: {shown}]"), field.name
+    assert entries["--steps"].endswith("[default: 3500]") and entries["--ema"].endswith("[default: 0.999]")
+    for short, flag in [("-G", "--gen-option"), ("-D", "--disc-option"), ("-L", "--loss-option"),
+                        ("-O", "--data-option"), ("-P", "--procedure-option"), ("-q", "--quiet")]:
+        assert f"{short}, {flag}" in result.stdout
+    assert "--download / --no-download" in result.stdout and "May change on --resume" in entries["--keep-best"]
+
+
+def test_the_flags_listed_for_each_preset_rebuild_its_config():
+    import typer.main
+
+    from gantk.cli.app import build_app
+    from gantk.cli.train import explicit_options
+    from gantk.engine.config import TrainConfig, as_flags
+
+    train = typer.main.get_command(build_app()).commands["train"]
+    registry = gantk.get_registry()
+    for name in registry.names("preset"):
+        options = registry.create("preset", name)
+        with train.make_context("train", shlex.split(as_flags(options))) as context:
+            from_flags = explicit_options(context.params)
+        # '-D conditioning=none' reads back as None, which the plugins take for "none"
+        as_read = json.dumps(TrainConfig.from_options(options).to_dict()).replace('"none"', "null")
+        assert json.dumps(TrainConfig.from_options(from_flags).to_dict()) == as_read, name
+
+
+def test_train_options_complete_plugin_names():
+    env = {"_GANTK_COMPLETE": "complete_bash", "COMP_WORDS": "gantk train --gen dc", "COMP_CWORD": "3"}
+    assert "dcgan" in run_gantk(env=env).stdout.split()
+    metrics = run_gantk(env={**env, "COMP_WORDS": "gantk train --eval-metrics accu"})
+    assert metrics.stdout.split() == ["accuracy"]

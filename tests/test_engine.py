@@ -244,10 +244,16 @@ def test_gan1d_preset_saves_histogram_snapshots(tmp_path):
     assert Image.open(pictures[0]).size == (450, 450)
 
 
-def test_resume_refuses_to_change_the_model(tmp_path):
+def test_resume_changes_only_the_options_marked_resumable(tmp_path):
     Trainer(tiny_config(steps=1), tmp_path / "run", show_progress=False).train()
-    result = gantk_command("train", "--resume", str(tmp_path / "run"), "--loss", "hinge", "--quiet")
+    result = gantk_command("train", "--resume", str(tmp_path / "run"), "--loss", "hinge", "-O", "n=3", "--quiet")
     assert result.returncode == 2 and "keeps its saved configuration" in result.stderr
+    assert "but --data-option, --loss was given" in result.stderr and "--keep-best" in result.stderr
+    resumed = gantk_command("train", "--resume", str(tmp_path / "run"), "--steps", "2", "--keep-checkpoints", "1",
+                            "--log-every", "2", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["steps"], saved["keep_checkpoints"], saved["log_every"], saved["loss"]) == (2, 1, 2, "ns")
 
 
 def test_preset_overrides_follow_what_the_flag_replaces():

@@ -11,8 +11,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
+from gantk.engine.train_options import (
+    BETAS, CLI, DECAY_OR_OFF, TERM_ASSIGNMENTS, CliOption, Codec, Plain, option, split_names,
+)
 from gantk.errors import UsageError
 
 
@@ -35,44 +38,87 @@ class OptimizerConfig:
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 
+def _optimizer_option(name: str, help: str, default: Any, codec: Codec, sides: str, **cli: Any) -> CliOption:
+    """A flat optimizer option; ``sides`` "gd" sets both networks' optimizers, "g" or "d" one."""
+    sets = tuple(f"{side}_optimizer" for side in sides)
+    return CliOption(help=help, codec=codec, sets=sets, **cli).named(name, None, default)
+
+
+_STOCK = OptimizerConfig()
+#: The flat optimizer options of ``gantk train`` (and presets). :meth:`TrainConfig.from_options` folds them into
+#: ``g_optimizer`` and ``d_optimizer``; a network's own option beats the shared one.
+OPTIMIZER_OPTIONS: tuple[CliOption, ...] = (
+    _optimizer_option("lr", "Learning rate of both networks.", _STOCK.lr, Plain(float), "gd",
+                      supersedes=("g_lr", "d_lr")),
+    _optimizer_option("g_lr", "Generator learning rate.", None, Plain(float), "g", default_text="the --lr value"),
+    _optimizer_option("d_lr", "Discriminator learning rate.", None, Plain(float), "d", default_text="the --lr value"),
+    _optimizer_option("g_opt", f"Generator optimizer: {', '.join(OPTIMIZERS)}.", _STOCK.name, Plain(str), "g"),
+    _optimizer_option("d_opt", f"Discriminator optimizer: {', '.join(OPTIMIZERS)}.", _STOCK.name, Plain(str), "d"),
+    _optimizer_option("betas", "Adam betas of both networks (SGD: β₁ is the momentum; RMSprop ignores them).",
+                      _STOCK.betas, BETAS, "gd", supersedes=("g_betas", "d_betas")),
+    _optimizer_option("g_betas", "Generator betas.", None, BETAS, "g", default_text="the --betas value"),
+    _optimizer_option("d_betas", "Discriminator betas.", None, BETAS, "d", default_text="the --betas value"),
+)
+
+
 @dataclass
 class TrainConfig:
-    """Everything ``gantk train`` decides. Field names are the CLI's option names with ``_``."""
+    """Everything ``gantk train`` decides. Field names are the CLI's option names with ``_``; each field's
+    metadata declares its option (:func:`~gantk.engine.train_options.option`)."""
 
     # what to train
-    gen: str = "dcgan"
-    disc: str | None = None  # None: the same name as ``gen``
-    loss: str = "ns"
-    dataset: str = "mnist5k"
-    gen_options: dict[str, Any] = field(default_factory=dict)
-    disc_options: dict[str, Any] = field(default_factory=dict)
-    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # term name -> options
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    data_root: str | None = None
-    image_size: int | None = None
-    download: bool = False
+    procedure: str = option("gan", help="What one training step does (a procedure plugin; gan: noise to sample).",
+                            supersedes=("procedure_options",), complete="procedure")
+    procedure_options: dict[str, Any] = option(factory=dict, flag="--procedure-option", short="-P",
+                                               help="Procedure option KEY=VALUE (repeatable).")
+    gen: str = option("dcgan", help="Generator architecture.", supersedes=("gen_options",), complete="generator")
+    disc: str | None = option(None, help="Discriminator architecture.", default_text="the same name as --gen",
+                              supersedes=("disc_options",), complete="discriminator")
+    loss: str = option("ns", help="Loss expression, e.g. ns, hinge+0.5*r1, wgan+10*gp.", supersedes=("loss_options",),
+                       complete="loss")
+    dataset: str = option("mnist5k", help="Data set (mnist5k: the embedded MNIST digits).",
+                          supersedes=("dataset_options", "data_root", "image_size"), complete="dataset")
+    gen_options: dict[str, Any] = option(factory=dict, flag="--gen-option", short="-G",
+                                         help="Generator option KEY=VALUE (repeatable).")
+    disc_options: dict[str, Any] = option(factory=dict, flag="--disc-option", short="-D",
+                                          help="Discriminator option KEY=VALUE (repeatable).")
+    loss_options: dict[str, dict[str, Any]] = option(factory=dict, flag="--loss-option", short="-L",
+                                                     codec=TERM_ASSIGNMENTS,  # term name -> options
+                                                     help="Loss term option TERM.KEY=VALUE (repeatable).")
+    dataset_options: dict[str, Any] = option(factory=dict, flag="--data-option", short="-O",
+                                             help="Data set option KEY=VALUE (repeatable).")
+    data_root: str | None = option(None, help="Folder holding a data set's files (mnist, cifar10, folder).")
+    image_size: int | None = option(None, help="Resize images to this square size.",
+                                    default_text="the data set's own size")
+    download: bool = option(False, help="Download the data set if missing (needs network).")
     # how long and how
-    steps: int = 3500
-    batch_size: int = 64
-    n_critic: int = 1
-    g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    steps: int = option(3500, help="Training steps (one D phase + one G update each).", resumable=True)
+    batch_size: int = option(64, help="Batch size.")
+    n_critic: int = option(1, help="D updates per G update.")
+    g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # set by OPTIMIZER_OPTIONS
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    ema: float | None = 0.999  # β of the EMA of G; None disables it
-    precision: str = "auto"
-    cpu_kernels: str = "auto"  # gantk.accel's bf16 CPU convolutions: auto (where they apply) or off
-    device: str = "auto"
-    seed: int = 0
+    ema: float | None = option(0.999, codec=DECAY_OR_OFF, help="EMA decay of G's weights (β), or 'off'.")
+    precision: str = option("auto", help="auto (bf16 where fast), fp32, bf16 or fp16.")
+    cpu_kernels: str = option("auto", resumable=True,
+                              help="gantk's own bf16 CPU convolution kernels (gantk.accel): auto (where they apply) "
+                                   "or off.")
+    device: str = option("auto", help="auto, cpu, cuda or cuda:N.", resumable=True)
+    seed: int = option(0, help="Random seed.")
     # what to write
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    num_samples: int = 64
-    tensorboard: bool = False
-    eval_every: int = 0  # 0: no metrics during training
-    eval_metrics: list[str] = field(default_factory=list)  # metric plugin names; [] with eval_every: accuracy
-    keep_best: str | None = None  # an evaluation value to follow ("fid", "accuracy:max"): export the best G
-    preset: str | None = None
+    log_every: int = option(50, help="Read losses back and log every N steps.", resumable=True)
+    sample_every: int = option(500, help="Save a sample picture every N steps.", resumable=True)
+    checkpoint_every: int = option(500, help="Checkpoint every N steps.", resumable=True)
+    keep_checkpoints: int = option(2, help="How many checkpoints to keep.", resumable=True)
+    num_samples: int = option(64, help="Samples in each picture.")
+    tensorboard: bool = option(False, help="Also log to TensorBoard.", resumable=True)
+    eval_every: int = option(0, help="Score the generator with --eval-metrics every N steps (0: off).", resumable=True)
+    eval_metrics: list[str] = option(factory=list, resumable=True, complete="metric",
+                                     default_text="accuracy for a conditional generator",
+                                     help="Metric plugins for --eval-every, comma-separated.")
+    keep_best: str | None = option(None, resumable=True,
+                                   help="Export the generator at its best evaluation of this value (fid, accuracy, "
+                                        "...; :min/:max to set the direction).")
+    preset: str | None = None  # the preset the run started from (gantk train --preset)
 
     def __post_init__(self) -> None:
         for name in ("g_optimizer", "d_optimizer"):
@@ -141,26 +187,35 @@ class TrainConfig:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def split_names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """``"accuracy, fid"`` or ``["accuracy", "fid"]`` → ``["accuracy", "fid"]`` (order kept, no repeats)."""
-    parts = [] if value is None else value.split(",") if isinstance(value, str) else list(value)
-    names: list[str] = []
-    for part in (str(p).strip() for p in parts):
-        if part and part not in names:
-            names.append(part)
-    return names
+def _train_options() -> tuple[CliOption, ...]:
+    """The options read from TrainConfig's metadata, in its order; the optimizer options where G's optimizer is."""
+    hints = get_type_hints(TrainConfig)
+    options: list[CliOption] = []
+    for config_field in dataclasses.fields(TrainConfig):
+        if CLI in config_field.metadata:
+            has_default = config_field.default is not dataclasses.MISSING
+            default = config_field.default if has_default else config_field.default_factory()  # type: ignore[misc]
+            options.append(config_field.metadata[CLI].named(config_field.name, hints[config_field.name], default))
+        elif config_field.name == "g_optimizer":
+            options.extend(OPTIMIZER_OPTIONS)
+    return tuple(options)
 
+
+#: Every ``gantk train`` option that sets the configuration (not --preset, --name, --runs-dir, --resume, --quiet).
+TRAIN_OPTIONS: tuple[CliOption, ...] = _train_options()
+OPTIONS_BY_NAME: dict[str, CliOption] = {option.name: option for option in TRAIN_OPTIONS}
+#: Options that may change when a run is resumed (everything else must match the saved config).
+RESUMABLE = frozenset(option.name for option in TRAIN_OPTIONS if option.resumable)
+#: When an explicit option is given, these preset options no longer apply (they belong to what it replaced).
+_SUPERSEDES = {option.name: option.supersedes for option in TRAIN_OPTIONS if option.supersedes}
+#: Explicit KEY=VALUE options add to the preset's when what they configure stays.
+_MERGED_WITH_PRESET = tuple(option.name for option in TRAIN_OPTIONS if option.codec.merges_with_preset)
 _MISSING = object()
 
-#: When an explicit option is given, these preset options no longer apply (they belong to what it replaced).
-_SUPERSEDES = {
-    "lr": ("g_lr", "d_lr"),
-    "betas": ("g_betas", "d_betas"),
-    "gen": ("gen_options",),
-    "disc": ("disc_options",),
-    "loss": ("loss_options",),
-    "dataset": ("dataset_options", "data_root", "image_size"),
-}
+
+def option_for(name: str, value: Any = None) -> CliOption:
+    """The option of a flat name; an unknown name (a plugin's preset key) is read by its value's type."""
+    return OPTIONS_BY_NAME.get(name) or CliOption().named(name, type(value), value)
 
 
 def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +236,7 @@ def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[st
     for key in explicit:
         for dropped in _SUPERSEDES.get(key, ()):
             merged.pop(dropped, None)
-    for key in ("gen_options", "disc_options", "dataset_options"):
+    for key in _MERGED_WITH_PRESET:
         if key in explicit and key in merged:
             explicit = {**explicit, key: {**merged[key], **explicit[key]}}
     return {**merged, **explicit}
@@ -189,22 +244,4 @@ def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[st
 
 def as_flags(options: dict[str, Any]) -> str:
     """Flat options written as the ``gantk train`` flags that would set them."""
-    def value_text(value: Any) -> str:
-        if isinstance(value, (tuple, list)):
-            return ",".join(value_text(v) for v in value)
-        return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-    flags = []
-    for key, value in options.items():
-        if key in ("gen_options", "disc_options", "dataset_options"):
-            short = {"gen_options": "-G", "disc_options": "-D", "dataset_options": "-O"}[key]
-            flags += [f"{short} {k}={value_text(v)}" for k, v in value.items()]
-        elif key == "loss_options":
-            flags += [f"-L {term}.{k}={value_text(v)}" for term, opts in value.items() for k, v in opts.items()]
-        elif isinstance(value, bool):
-            flags.append(f"--{key.replace('_', '-')}" if value else f"--no-{key.replace('_', '-')}")
-        elif key == "ema" and value is None:
-            flags.append("--ema off")
-        else:
-            flags.append(f"--{key.replace('_', '-')} {value_text(value)}")
-    return " ".join(flags)
+    return " ".join(flag for key, value in options.items() for flag in option_for(key, value).as_flags(value))

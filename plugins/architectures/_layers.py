@@ -1,14 +1,14 @@
-"""Shared pieces of the built-in architectures: option checks, layer factories, weight init, module bases.
+"""Shared pieces of the built-in architectures: layer factories, weight init, module bases.
 
 Private to ``gantk.plugins.architectures``. Option values arrive as Python values from the
 engine (``--gen-option hidden=128,256`` is already ``(128, 256)``), from presets, or from a
-``config.json`` (lists instead of tuples); the checks here accept all of those and turn a bad
-value into a :class:`gantk.UsageError` naming the architecture, the option and what it takes.
+``config.json`` (lists instead of tuples); the architectures check them with the published
+validators of :mod:`gantk.options`, as a third-party plugin would.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -20,49 +20,6 @@ from gantk.protocols import DataSpec, DiscriminatorOutput
 
 ACTIVATIONS = ("relu", "lrelu")
 CONV_NORMS = ("batch", "none", "layer", "instance")
-
-
-# --------------------------------------------------------------------------- option checks
-def _bad(arch: str, name: str, value: Any, expected: str) -> UsageError:
-    return UsageError(f"The {arch} option '{name}' must be {expected}, got {value!r}.")
-
-
-def positive_int(arch: str, name: str, value: Any) -> int:
-    """``value`` as an int ≥ 1 (bools and fractional numbers are refused)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _bad(arch, name, value, "a positive integer")
-    return value
-
-
-def choice(arch: str, name: str, value: Any, choices: Sequence[str]) -> str:
-    """``value`` as one of ``choices`` (case-insensitive); None means ``"none"`` (``-D norm=none`` parses to None)."""
-    if value is None and "none" in choices:
-        return "none"
-    if isinstance(value, str) and value.strip().lower() in choices:
-        return value.strip().lower()
-    raise _bad(arch, name, value, "one of " + ", ".join(choices))
-
-
-def sequence_of(value: Any) -> list[Any]:
-    """A comma string, a single value or a sequence, as a list of items (strings stripped)."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def int_list(arch: str, name: str, value: Any) -> list[int]:
-    """A non-empty list of positive ints from ``(128, 256)``, ``[128, 256]``, ``"128,256"`` or ``128``."""
-    items = sequence_of(value)
-    if not items:
-        raise _bad(arch, name, value, "one or more positive integers such as 128,256")
-    try:
-        return [positive_int(arch, name, item) for item in items]
-    except UsageError:
-        raise _bad(arch, name, value, "one or more positive integers such as 128,256") from None
 
 
 # --------------------------------------------------------------------------- layers
@@ -168,12 +125,15 @@ class LatentGenerator(nn.Module):
     """A generator that is one network ``net`` from latents (B, z_dim) to samples.
 
     ``options`` holds the resolved factory options, which the engine records to rebuild the module.
-    A ``conditional`` generator passes the labels to its label-dependent layers (see gantk.conditioning).
+    A ``conditional`` generator passes the labels to its label-dependent layers (see gantk.conditioning)
+    and knows ``spec.num_classes`` labels (``num_classes`` is 0 otherwise).
     """
 
-    def __init__(self, z_dim: int, net: nn.Sequential, options: dict[str, Any], conditional: bool = False) -> None:
+    def __init__(self, spec: DataSpec, z_dim: int, net: nn.Sequential, options: dict[str, Any],
+                 conditional: bool = False) -> None:
         super().__init__()
-        self.z_dim = z_dim
+        self.spec, self.z_dim = spec, z_dim
+        self.num_classes = spec.num_classes if conditional else 0
         self.net = net
         self.options = options
         self.conditional = conditional

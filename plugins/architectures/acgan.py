@@ -26,15 +26,14 @@ DCGAN's init (N(0, 0.02); norm scales N(1, 0.02)), as the tutorial's ``weights_i
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 import gantk
 from gantk.conditioning import resolve_conditioning
 from gantk.errors import UsageError
+from gantk.options import number_in, positive_int
 from gantk.plugins.architectures._layers import (
-    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, positive_int, square_side,
+    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, square_side,
 )
 from gantk.protocols import DataSpec
 
@@ -52,17 +51,6 @@ def halved(side: int, times: int) -> int:
     return side
 
 
-def dropout_rate(arch: str, name: str, value: Any) -> float:
-    """``value`` as a rate in [0, 1) (numbers or numeric strings; bools refused)."""
-    try:
-        rate = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError):
-        rate = -1.0
-    if not 0.0 <= rate < 1.0:
-        raise UsageError(f"The {arch} option '{name}' must be a rate in [0, 1), got {value!r}.")
-    return rate
-
-
 # --------------------------------------------------------------------------- networks
 class ACGANGenerator(LatentGenerator):
     """ACGAN tutorial generator: ``net`` maps (B, z_dim) latents (and labels) to (B, C, S, S) images in [-1, 1]."""
@@ -78,7 +66,7 @@ def build_acgan_generator(spec: DataSpec, z_dim: int = 100, conditioning: str = 
 
     ``conditioning``: mul (emb(y) ⊙ z, the tutorial's; what ``auto`` picks), concat, cbn or none.
     """
-    z_dim = positive_int(ARCH, "z_dim", z_dim)
+    z_dim = positive_int(f"generator '{ARCH}'", "z_dim", z_dim)
     cond = resolve_conditioning(conditioning, spec, "generator", auto="mul")
     side = square_side(ARCH, "generator", spec, 4, 8, "8, 12, 16, 20, 24, 28 (the tutorial's MNIST), 32, ...")
     base = side // 2 ** UPSAMPLINGS  # b = S/4: 28 -> 7, 32 -> 8
@@ -96,7 +84,7 @@ def build_acgan_generator(spec: DataSpec, z_dim: int = 100, conditioning: str = 
     layers += [nn.Conv2d(G_WIDTHS[-1], spec.channels, 3, 1, 1), nn.Tanh()]  # S×S, 64 -> C channels
     net = dcgan_init_(nn.Sequential(*layers))
     options = {"z_dim": z_dim, "conditioning": cond.name}
-    return ACGANGenerator(z_dim, net, options, conditional=cond.conditional)
+    return ACGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
 def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, conditioning: str = "none") -> ACGANDiscriminator:
@@ -105,7 +93,7 @@ def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, conditionin
     No class head (the ``ac`` loss term attaches one to the features) and no sigmoid.
     ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
-    rate = dropout_rate(ARCH, "dropout", dropout)
+    rate = number_in(f"discriminator '{ARCH}'", "dropout", dropout, at_least=0, below=1, what="a rate")
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     if not spec.is_image:
         source = f" from the data set '{spec.name}'" if spec.name else ""

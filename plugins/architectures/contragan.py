@@ -30,8 +30,9 @@ from torch import nn
 
 import gantk
 from gantk.conditioning import resolve_conditioning
+from gantk.options import positive_int
 from gantk.plugins.architectures._layers import (
-    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, positive_int, square_side,
+    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, square_side,
 )
 from gantk.protocols import DataSpec
 
@@ -56,7 +57,7 @@ def build_contragan_generator(spec: DataSpec, z_dim: int = 100, conditioning: st
 
     ``conditioning``: concat (z ⊕ emb(y), the tutorial's; what ``auto`` picks), mul, cbn or none.
     """
-    z_dim = positive_int(ARCH, "z_dim", z_dim)
+    z_dim = positive_int(f"generator '{ARCH}'", "z_dim", z_dim)
     cond = resolve_conditioning(conditioning, spec, "generator", auto="concat")
     side = square_side(ARCH, "generator", spec, 4, 8, G_SIZES,
                        note=" (the contragan discriminator needs a multiple of 8)")
@@ -77,7 +78,7 @@ def build_contragan_generator(spec: DataSpec, z_dim: int = 100, conditioning: st
                nn.Tanh()]
     net = dcgan_init_(nn.Sequential(*layers))
     options = {"z_dim": z_dim, "conditioning": cond.name}
-    return ContraGANGenerator(z_dim, net, options, conditional=cond.conditional)
+    return ContraGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
 def build_contragan_discriminator(spec: DataSpec, conditioning: str = "none") -> ContraGANDiscriminator:

@@ -31,14 +31,15 @@ from torch import nn
 
 import gantk
 from gantk.plugins.architectures._layers import (
-    CONV_NORMS, BackboneDiscriminator, LatentGenerator, choice, conv_norm, dcgan_init_, pairs,
-    positive_int, require_image, size_error, spectral_normalise_,
+    CONV_NORMS, BackboneDiscriminator, LatentGenerator, conv_norm, dcgan_init_, pairs, require_image, size_error,
+    spectral_normalise_,
 )
-from gantk.options import as_bool
+from gantk.options import as_bool, choice, positive_int
 from gantk.conditioning import resolve_conditioning
 from gantk.protocols import DataSpec
 
 ARCH = "dcgan"
+GENERATOR, DISCRIMINATOR = f"generator '{ARCH}'", f"discriminator '{ARCH}'"  # owners named in option errors
 BASES = range(4, 8)  # sides of the smallest map: 4×4 (powers of two) … 7×7 (MNIST's 28 = 7·2²)
 MAX_WIDTH_FACTOR = 8  # channels stop doubling at 8·width
 
@@ -90,7 +91,7 @@ def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64,
 
     ``conditioning``: none, concat (z ⊕ emb(y); what ``auto`` picks), cbn (per-class BatchNorm) or mul.
     """
-    z_dim, width = positive_int(ARCH, "z_dim", z_dim), positive_int(ARCH, "width", width)
+    z_dim, width = positive_int(GENERATOR, "z_dim", z_dim), positive_int(GENERATOR, "width", width)
     cond = resolve_conditioning(conditioning, spec, "generator", auto="concat")
     base, doublings = image_plan(spec, "generator")
     widths = hidden_widths(width, doublings)
@@ -107,7 +108,7 @@ def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64,
                nn.Tanh()]
     net = dcgan_init_(nn.Sequential(*layers))
     options = {"z_dim": z_dim, "width": width, "conditioning": cond.name}
-    return DCGANGenerator(z_dim, net, options, conditional=cond.conditional)
+    return DCGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
 def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batch",
@@ -118,9 +119,9 @@ def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batc
     after the first conv. ``spectral_norm`` wraps every conv in spectral normalisation (Miyato 2018).
     ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
-    width = positive_int(ARCH, "width", width)
-    norm = choice(ARCH, "norm", norm, CONV_NORMS)
-    spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
+    width = positive_int(DISCRIMINATOR, "width", width)
+    norm = choice(DISCRIMINATOR, "norm", norm, CONV_NORMS)
+    spectral_norm = as_bool(DISCRIMINATOR, "spectral_norm", spectral_norm)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     base, doublings = image_plan(spec, "discriminator")
     widths = hidden_widths(width, doublings)[::-1]  # S/2 map first, b×b map last

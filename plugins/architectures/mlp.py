@@ -35,14 +35,14 @@ from torch import nn
 import gantk
 from gantk.errors import UsageError
 from gantk.plugins.architectures._layers import (
-    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, choice, int_list, pairs,
-    make_activation, positive_int, sequence_of, spectral_normalise_,
+    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, make_activation, pairs, spectral_normalise_,
 )
-from gantk.options import as_bool
+from gantk.options import as_bool, choice, number_in, option_error, positive_int, positive_ints, split_items
 from gantk.conditioning import Conditioning, resolve_conditioning
 from gantk.protocols import DataSpec
 
 ARCH = "mlp"
+GENERATOR, DISCRIMINATOR = f"generator '{ARCH}'", f"discriminator '{ARCH}'"  # owners named in option errors
 VECTOR_DEFAULTS = {"z_dim": 10, "g_hidden": (50, 50), "d_hidden": (50, 50), "activation": "relu",
                    "batchnorm": False, "dropout": 0.0}
 IMAGE_DEFAULTS = {"z_dim": 100, "g_hidden": (128, 256, 512, 1024), "d_hidden": (512, 512, 512),
@@ -58,16 +58,16 @@ def defaults_for(spec: DataSpec, key: str, value: Any) -> Any:
 
 def dropout_rates(value: Any, layers: int) -> list[float]:
     """One dropout rate per hidden layer: a single rate goes on every layer but the first."""
-    single = isinstance(value, (int, float)) or (isinstance(value, str) and "," not in value)
     expected = f"a rate in [0, 1) or {layers} comma-separated rates, one per hidden layer"
+    items = split_items(value)
     try:
-        rates = [float(item) for item in sequence_of(value)]
-    except (TypeError, ValueError):
-        raise UsageError(f"The {ARCH} option 'dropout' must be {expected}, got {value!r}.") from None
-    if single and len(rates) == 1:
+        rates = [number_in(DISCRIMINATOR, "dropout", item, at_least=0, below=1) for item in items]
+    except UsageError:
+        raise option_error(DISCRIMINATOR, "dropout", value, expected) from None
+    if len(rates) == 1 and not isinstance(value, (list, tuple)):
         rates = [0.0] + rates * (layers - 1)
-    if isinstance(value, bool) or len(rates) != layers or not all(0.0 <= r < 1.0 for r in rates):
-        raise UsageError(f"The {ARCH} option 'dropout' must be {expected}, got {value!r}.")
+    if len(rates) != layers:
+        raise option_error(DISCRIMINATOR, "dropout", value, expected)
     return rates
 
 
@@ -100,11 +100,11 @@ def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequen
 
     ``conditioning``: none, concat (the CGAN tutorial's; what ``auto`` picks), mul or cbn (needs batchnorm).
     """
-    z_dim = positive_int(ARCH, "z_dim", defaults_for(spec, "z_dim", z_dim))
+    z_dim = positive_int(GENERATOR, "z_dim", defaults_for(spec, "z_dim", z_dim))
     cond = resolve_conditioning(conditioning, spec, "generator", auto="concat")
-    hidden = int_list(ARCH, "hidden", defaults_for(spec, "g_hidden", hidden))
-    act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
-    batchnorm = as_bool(ARCH, "batchnorm", defaults_for(spec, "batchnorm", batchnorm))
+    hidden = positive_ints(GENERATOR, "hidden", defaults_for(spec, "g_hidden", hidden))
+    act = choice(GENERATOR, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
+    batchnorm = as_bool(GENERATOR, "batchnorm", defaults_for(spec, "batchnorm", batchnorm))
     norms = [batchnorm and i > 0 for i in range(len(hidden))]  # BN on every hidden layer but the first
     if cond.name == "cbn" and not any(norms):
         raise UsageError(f"The {ARCH} generator can take conditioning=cbn only with batchnorm=true and two or more "
@@ -118,7 +118,7 @@ def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequen
     if spec.is_image:
         layers.append(nn.Unflatten(1, spec.shape))  # (B, C·H·W) -> (B, C, H, W); vectors are already (B, D)
     options = {"z_dim": z_dim, "hidden": hidden, "activation": act, "batchnorm": batchnorm, "conditioning": cond.name}
-    return MLPGenerator(z_dim, nn.Sequential(*layers), options, conditional=cond.conditional)
+    return MLPGenerator(spec, z_dim, nn.Sequential(*layers), options, conditional=cond.conditional)
 
 
 def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None = None,
@@ -128,10 +128,10 @@ def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None =
 
     ``conditioning``: none, concat (x ⊕ emb(y), the CGAN tutorial's; what ``auto`` picks) or projection.
     """
-    hidden = int_list(ARCH, "hidden", defaults_for(spec, "d_hidden", hidden))
-    act = choice(ARCH, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
+    hidden = positive_ints(DISCRIMINATOR, "hidden", defaults_for(spec, "d_hidden", hidden))
+    act = choice(DISCRIMINATOR, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
-    spectral_norm = as_bool(ARCH, "spectral_norm", spectral_norm)
+    spectral_norm = as_bool(DISCRIMINATOR, "spectral_norm", spectral_norm)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="concat")
     flatten = [nn.Flatten(1)] if spec.is_image else []  # images (B, C, H, W) -> (B, C·H·W); vectors are (B, D)
     label_input, in_dim = cond.discriminator_vector_input(spec.flat_dim)  # x, or x ⊕ emb(y)

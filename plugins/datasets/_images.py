@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gantk.errors import GantkError, UsageError
+from gantk.errors import GantkError
+from gantk.options import positive_int
 from gantk.protocols import DataSpec, Dataset
 
 #: Class names of the digit data sets (digits, mnist5k, mnist).
@@ -53,9 +54,7 @@ def check_image_size(image_size: int | None) -> int | None:
     """``image_size`` as a positive int (or None); a usage error otherwise."""
     if image_size is None:
         return None
-    if isinstance(image_size, bool) or int(image_size) != image_size or int(image_size) <= 0:
-        raise UsageError(f"--image-size must be a positive whole number of pixels, got {image_size!r}.")
-    return int(image_size)
+    return positive_int("", "--image-size", image_size, hint="the side of the square images, in pixels")
 
 
 def require_folder(name: str, data_root: str | Path | None, needs: str, todo: str) -> Path:

@@ -36,6 +36,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 import gantk
 from gantk.errors import GantkError, UsageError
+from gantk.options import choice
 from gantk.plugins.datasets._images import check_image_size, require_folder, to_signed_unit
 from gantk.protocols import DataSpec, Dataset
 
@@ -192,8 +193,8 @@ def load_folder(*, data_root=None, image_size: int | None = None, download: bool
     """Images from --data-root, one subfolder per class (or all in the folder, unlabelled)."""
     root = require_folder("folder", data_root, "images", LAYOUT_HINT)
     image_size = check_image_size(image_size)
-    if channels not in (None, 1, 3):
-        raise UsageError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
+    if channels is not None:
+        channels = choice("data set 'folder'", "channels", channels, (1, 3), hint="1 for grayscale, 3 for RGB")
     files, labels, class_names = find_images(root)
     found = survey(files)
     channels = channels or (1 if found.gray else 3)

@@ -15,12 +15,13 @@ of points (±1) in shuffled order. They are unlabelled (``num_classes`` 0); ``im
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 import gantk
-from gantk.errors import UsageError
+from gantk.options import positive_int
 from gantk.protocols import DataSpec, Dataset
 
 RING8_STD = 0.01
@@ -42,43 +43,50 @@ def grid25_modes() -> Tensor:
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
 
 
-def _generator(seed: int, num_samples: int) -> torch.Generator:
-    if int(num_samples) <= 0:
-        raise UsageError(f"num_samples must be a positive number of points, got {num_samples!r}.")
+def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
+
+
+def _point_count(name: str, num_samples: Any) -> int:
+    return positive_int(f"data set '{name}'", "num_samples", num_samples, hint="a number of points")
 
 
 def sample_mixture(modes: Tensor, std: float, num_samples: int, seed: int) -> Tensor:
     """``num_samples`` points of the equal-weight isotropic Gaussian mixture at ``modes``, shuffled."""
-    generator = _generator(seed, num_samples)
+    generator = _generator(seed)
     which = (torch.arange(num_samples) % modes.shape[0])[torch.randperm(num_samples, generator=generator)]
     noise = torch.randn(num_samples, modes.shape[1], generator=generator)
     return modes[which] + std * noise  # x = μ_k + σ ε, ε ~ N(0, I)
 
 
-def _vectors(name: str, samples: Tensor, description: str) -> Dataset:
+def _vectors(name: str, samples: Tensor, description: str, modes: Tensor | None = None) -> Dataset:
     return Dataset(spec=DataSpec((samples.shape[1],), 0, name), samples=samples.contiguous(), labels=None,
-                   description=description)
+                   description=description, modes=modes)
 
 
 def load_ring8(*, data_root=None, image_size=None, download: bool = False,
                num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """8 Gaussians on the unit circle at angles 2πi/8, std 0.01 (PacGAN's ring benchmark)."""
+    num_samples = _point_count("ring8", num_samples)
     return _vectors("ring8", sample_mixture(ring8_modes(), RING8_STD, num_samples, seed),
-                    f"{num_samples:,} points from 8 Gaussians on the unit circle (std {RING8_STD}), seed {seed}")
+                    f"{num_samples:,} points from 8 Gaussians on the unit circle (std {RING8_STD}), seed {seed}",
+                    modes=ring8_modes())
 
 
 def load_grid25(*, data_root=None, image_size=None, download: bool = False,
                 num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """25 Gaussians on the grid {-4,-2,0,2,4}², std 0.05 (PacGAN's grid benchmark)."""
+    num_samples = _point_count("grid25", num_samples)
     return _vectors("grid25", sample_mixture(grid25_modes(), GRID25_STD, num_samples, seed),
-                    f"{num_samples:,} points from 25 Gaussians on {{-4,-2,0,2,4}}² (std {GRID25_STD}), seed {seed}")
+                    f"{num_samples:,} points from 25 Gaussians on {{-4,-2,0,2,4}}² (std {GRID25_STD}), seed {seed}",
+                    modes=grid25_modes())
 
 
 def load_normal1d(*, data_root=None, image_size=None, download: bool = False,
                   num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """N(0, 1) in one dimension: the 1-D toy GAN's target."""
-    samples = torch.randn(num_samples, 1, generator=_generator(seed, num_samples))
+    num_samples = _point_count("normal1d", num_samples)
+    samples = torch.randn(num_samples, 1, generator=_generator(seed))
     return _vectors("normal1d", samples, f"{num_samples:,} draws of N(0, 1), seed {seed}")
 
 

@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 import gantk
-from gantk.errors import GantkError, UsageError
+from gantk.errors import GantkError
+from gantk.options import choice
 from gantk.plugins.datasets._images import DIGIT_CLASSES, image_dataset, require_folder
 from gantk.protocols import Dataset
 
@@ -47,12 +48,6 @@ CIFAR10_RECORD = 1 + 3 * 32 * 32
 #: idx element type code → numpy dtype (big-endian, as the format stores them).
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IDX_PREFIX = {"train": "train", "test": "t10k"}
-
-
-def _check_split(split: str, splits) -> str:
-    if split not in splits:
-        raise UsageError(f"split must be one of {', '.join(splits)}, got {split!r}.")
-    return split
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -171,7 +166,7 @@ class IdxSet:
                               for mirror in source.mirrors])
 
     def load(self, data_root, image_size: int | None, download: bool, split: str) -> Dataset:
-        split = _check_split(split, IDX_PREFIX)
+        split = choice(f"data set '{self.name}'", "split", split, tuple(IDX_PREFIX))
         layout = f"{self.torchvision_class}/raw/ (torchvision's layout)"
         fetch = f"{self.title}'s idx files"
         root = _folder_for(self.name, data_root, download, fetch, layout, fetch)
@@ -214,7 +209,7 @@ def load_fashion_mnist(*, data_root=None, image_size: int | None = None, downloa
 def load_cifar10(*, data_root=None, image_size: int | None = None, download: bool = False,
                  split: str = "train") -> Dataset:
     """CIFAR-10 (32x32 colour, 10 classes) from the binary batches under --data-root."""
-    names = CIFAR10_FILES[_check_split(split, CIFAR10_FILES)]
+    names = CIFAR10_FILES[choice("data set 'cifar10'", "split", split, tuple(CIFAR10_FILES))]
     layout = f"{CIFAR10_FOLDER}/ (the binary version, not the Python one)"
     root = _folder_for("cifar10", data_root, download, "CIFAR-10's binary batches", layout,
                        "the binary tarball (163 MB)")
