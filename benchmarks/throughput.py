@@ -48,9 +48,11 @@ GAN1D_WINDOW = 100  # gan1d steps per timed window
 class TutorialGenerator(nn.Module):
     """ContraGAN tutorial G without the label embedding: z → 128×8×8 → 16 → 32 → 3 channels."""
 
+    conditional, num_classes, options = False, 0, {}  # gantk.Generator's attributes: unconditional, no options
+
     def __init__(self, z_dim: int = Z_DIM) -> None:
         super().__init__()
-        self.z_dim = z_dim
+        self.z_dim, self.spec = z_dim, DataSpec((3, 32, 32))
         self.project = nn.Sequential(nn.Linear(z_dim, 128 * 8 * 8), nn.BatchNorm1d(128 * 8 * 8), nn.LeakyReLU(0.2))
         self.up = nn.Sequential(
             nn.ConvTranspose2d(128, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),  # 8 → 16
@@ -64,7 +66,7 @@ class TutorialGenerator(nn.Module):
 class TutorialDiscriminator(nn.Module):
     """ContraGAN tutorial D backbone and adversarial head: 32 → 16 → 8 → 4, 256·4·4 features."""
 
-    feature_dim = 256 * 4 * 4
+    feature_dim, options = 256 * 4 * 4, {}
 
     def __init__(self) -> None:
         super().__init__()

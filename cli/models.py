@@ -23,7 +23,8 @@ def sample_command(
 ) -> None:
     """Draw samples from a trained generator."""
     from gantk.engine.export import load_generator
-    from gantk.engine.sampling import class_labels, draw, resolve_model, write_samples
+    from gantk.engine.sampling import class_labels, draw, resolve_model
+    from gantk.plugins.tools.pictures import write_samples
 
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}.")

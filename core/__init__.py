@@ -5,6 +5,7 @@ The public API for plugin authors and Python users:
 - :data:`hookimpl` marks a plugin's hook implementations (see :mod:`gantk.hookspecs`);
 - :func:`get_registry` gives the registry of installed plugins;
 - the protocols :class:`DataSpec`, :class:`DiscriminatorOutput`, :class:`LossTerm`, ...;
+- :mod:`gantk.options` checks plugin options in factories (``positive_int``, ``number_in``, ``choice``, ...);
 - :func:`load_generator` rebuilds an exported generator from its safetensors file.
 
 Heavy modules (torch) load on first use of the names that need them, so that ``gantk list``
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 
+from gantk import options  # validators for plugin options: gantk.options.positive_int(...), ...
 from gantk.errors import AmbiguousNameError, GantkError, UnknownNameError, UsageError
 from gantk.hookspecs import hookimpl, hookspec
 from gantk.registry import KINDS, Registry, get_registry
@@ -31,10 +33,18 @@ _LAZY = {
     "Dataset": "gantk.protocols",
     "DiscriminatorOutput": "gantk.protocols",
     "LossTerm": "gantk.protocols",
-    "DiscriminatorStep": "gantk.protocols",
+    "DiscriminatorPhase": "gantk.protocols",
+    "GeneratorPhase": "gantk.protocols",
+    "DiscriminatorStep": "gantk.protocols",  # deprecated name of DiscriminatorPhase (warns)
+    "GeneratorStep": "gantk.protocols",  # deprecated name of GeneratorPhase (warns)
     "Generator": "gantk.protocols",
     "Discriminator": "gantk.protocols",
-    "GeneratorStep": "gantk.protocols",
+    "logit_loss": "gantk.logit_losses",
+    "ComponentRecord": "gantk.protocols",
+    "GanNetworks": "gantk.protocols",
+    "Procedure": "gantk.protocols",
+    "Metric": "gantk.protocols",
+    "TrainingSetup": "gantk.protocols",
     "load_generator": "gantk.engine.export",
     "export_generator": "gantk.engine.export",
 }
@@ -48,5 +58,5 @@ def __getattr__(name: str):
 
 __all__ = [
     "AmbiguousNameError", "GantkError", "KINDS", "Registry", "UnknownNameError", "UsageError",
-    "__version__", "get_registry", "hookimpl", "hookspec", *_LAZY,
+    "__version__", "get_registry", "hookimpl", "hookspec", "options", *_LAZY,
 ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gantk.errors import UsageError
+from gantk.registry import current_registry
 
 
 class LabelledLayer(nn.Module):
@@ -61,7 +62,7 @@ class Conditioning:
         return self.name != "none"
 
     def check_side(self, side: str, works: str) -> None:
-        """Refuse to condition ``side`` if this method cannot, naming the methods that can."""
+        """Refuse to condition ``side`` if this method cannot, naming the methods (``works``) that can."""
         if side not in self.sides:
             raise UsageError(f"The conditioning '{self.name}' cannot condition the {side}; for the {side} use "
                              f"{works}.")
@@ -90,20 +91,31 @@ class Conditioning:
         return None
 
 
-GENERATOR_METHODS = "none, concat, mul or cbn"
-DISCRIMINATOR_METHODS = "none, concat or projection"
+def methods_for(side: str, spec, registry) -> str:
+    """The registered conditioning names that can condition ``side``, as text ("none, concat or cbn")."""
+    names = []
+    for entry in registry.list("conditioning"):
+        try:
+            if side in entry.create(spec).sides:
+                names.append(entry.name)
+        except Exception:  # noqa: BLE001 - a method that cannot be built for this data is not suggested
+            continue
+    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "none"
 
 
 def resolve_conditioning(value: "str | Conditioning | None", spec, side: str, auto: str = "none") -> Conditioning:
-    """A :class:`Conditioning` from a registry name (``"auto"`` picks ``auto``), checked for ``side``."""
+    """A :class:`Conditioning` from a registry name (``"auto"`` picks ``auto``), checked for ``side``.
+
+    Names are looked up in the registry building the calling architecture (the engine's), see
+    :func:`gantk.registry.current_registry`.
+    """
+    registry = current_registry()
     if isinstance(value, Conditioning):
         conditioning = value
     else:
-        import gantk  # the registry, at build time only
-
         name = auto if value in (None, "auto") else str(value)
-        conditioning = gantk.get_registry().create("conditioning", name, spec)
-    conditioning.check_side(side, GENERATOR_METHODS if side == "generator" else DISCRIMINATOR_METHODS)
+        conditioning = registry.create("conditioning", name, spec)
+    conditioning.check_side(side, methods_for(side, spec, registry) if side not in conditioning.sides else "")
     return conditioning
 
 

@@ -1,7 +1,7 @@
 """The hooks a gantk plugin can implement (pluggy project name ``"gantk"``).
 
 A plugin is a module listed under the ``gantk`` entry-point group. It implements any of the
-hooks below, each marked with ``@gantk.hookimpl``. The eight ``register_*`` hooks receive one
+hooks below, each marked with ``@gantk.hookimpl``. The nine ``register_*`` hooks receive one
 argument, ``register``, a callable with the signature::
 
     register(name, factory, *, summary="", aliases=())
@@ -112,6 +112,20 @@ def register_procedures(register):
         batches) and the ``--procedure-option`` values. It returns a :class:`gantk.Procedure`:
         it owns its modules and optimizers and says which generator is sampled and exported;
         the training loop owns counting, checkpoints, logging, precision, progress, EMA and resume.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_monitors(register):
+    """Register monitors: what watches a run's samples while it trains (pictures, mode-collapse warnings).
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(setup)`` with a :class:`gantk.protocols.MonitorSetup` (the data spec
+        and set, the run directory, the picture layout) and returns a :class:`gantk.protocols.Monitor`,
+        or None when it does not apply to this run. Every installed monitor runs in every run:
+        each is called with the fixed-noise samples every ``--sample-every`` steps and returns
+        values to log.
     :returns: nothing.
     """
 

@@ -7,7 +7,9 @@ on any data set it can build for, and any procedure runs in the same training lo
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -84,6 +86,10 @@ class Dataset:
     class_names: tuple[str, ...] = ()
     stream: "TorchDataset | None" = None
     description: str = ""
+    #: the names of its domains: () for one; two (e.g. ("A", "B")) for unpaired translation data
+    domains: tuple[str, ...] = ()
+    #: for 2-D mixtures: the mode centres (M, 2), which plots mark and the ``modes`` metric counts
+    modes: Tensor | None = None
 
     def __len__(self) -> int:
         if self.samples is not None:
@@ -97,21 +103,41 @@ class DiscriminatorOutput(NamedTuple):
     logits: Tensor
     features: Tensor
 
+    def to_float32(self) -> "DiscriminatorOutput":
+        """Both tensors as float32 (what loss terms receive, whatever the run's precision); a cast stays in the graph."""
+        return DiscriminatorOutput(self.logits.to(torch.float32), self.features.to(torch.float32))
+
 
 @runtime_checkable
 class Generator(Protocol):
-    """A generator: an ``nn.Module`` mapping latents ``z`` (B, z_dim) and labels to samples."""
+    """A generator: an ``nn.Module`` mapping latents ``z`` (B, z_dim) and labels to samples.
+
+    The engine reads these attributes (and checks them when it builds a generator):
+    ``z_dim`` the latent size; ``spec`` the :class:`DataSpec` it generates for; ``conditional``
+    whether it follows the labels ``y``; ``num_classes`` how many labels it knows (0 when
+    unconditional); ``options`` the JSON-serialisable keyword arguments that rebuild it through
+    its factory (``factory(spec, **options)``), saved in runs and exports.
+    """
 
     z_dim: int
+    spec: DataSpec
+    conditional: bool
+    num_classes: int
+    options: dict[str, Any]
 
     def __call__(self, z: Tensor, y: Tensor | None = None) -> Tensor: ...
 
 
 @runtime_checkable
 class Discriminator(Protocol):
-    """A discriminator: an ``nn.Module`` returning a :class:`DiscriminatorOutput`."""
+    """A discriminator: an ``nn.Module`` returning a :class:`DiscriminatorOutput`.
+
+    ``feature_dim`` is the size F of its penultimate features; ``options`` the keyword arguments
+    that rebuild it through its factory.
+    """
 
     feature_dim: int
+    options: dict[str, Any]
 
     def __call__(self, x: Tensor, y: Tensor | None = None) -> DiscriminatorOutput: ...
 
@@ -120,11 +146,14 @@ DiscriminatorFn = Callable[[Tensor, "Tensor | None"], DiscriminatorOutput]
 
 
 @dataclass
-class DiscriminatorStep:
+class DiscriminatorPhase:
     """Everything a loss term may use in the discriminator's update.
 
     ``fake`` is detached from the generator. ``real`` requires grad when a term declared the
-    ``"real_grad"`` need (R1). ``discriminator`` runs D again (e.g. on interpolates for the GP).
+    ``"real_grad"`` need (R1). ``real_out`` and ``fake_out`` are float32 (the procedure casts D's
+    outputs once, whatever the run's precision), and ``discriminator`` runs D again in the run's
+    precision with float32 outputs (e.g. on interpolates for the GP). ``needs`` is what the whole
+    loss declared (every term's needs), so that a term can adapt to its partners.
     """
 
     real: Tensor
@@ -135,17 +164,39 @@ class DiscriminatorStep:
     fake_out: DiscriminatorOutput
     discriminator: DiscriminatorFn
     step: int = 0
+    needs: frozenset[str] = frozenset()
 
 
 @dataclass
-class GeneratorStep:
-    """Everything a loss term may use in the generator's update (``fake`` carries G's graph)."""
+class GeneratorPhase:
+    """Everything a loss term may use in the generator's update (``fake`` carries G's graph).
+
+    ``real``, ``real_labels`` and ``real_out`` are given only when a term declared the
+    ``"real_in_generator_phase"`` need: D's float32 output on the latest real batch, computed
+    afresh with D's current weights and no gradient to D. They are None otherwise.
+    """
 
     fake: Tensor
     fake_labels: Tensor | None
     fake_out: DiscriminatorOutput
     discriminator: DiscriminatorFn
     step: int = 0
+    real: Tensor | None = None
+    real_labels: Tensor | None = None
+    real_out: DiscriminatorOutput | None = None
+
+
+#: The old names of the phase contexts, kept for installed plugins (they clashed with the step counter).
+_DEPRECATED_NAMES = {"DiscriminatorStep": "DiscriminatorPhase", "GeneratorStep": "GeneratorPhase"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED_NAMES:
+        new_name = _DEPRECATED_NAMES[name]
+        warnings.warn(f"gantk.protocols.{name} is deprecated: use {new_name}, the same class under its new name.",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[new_name]
+    raise AttributeError(f"module 'gantk.protocols' has no attribute {name!r}")
 
 
 #: Needs a loss term can declare; the engine checks them before training starts.
@@ -153,15 +204,20 @@ NEEDS = {
     "labels": "a labelled data set (num_classes > 0)",
     "real_grad": "gradients with respect to the real input (the engine enables them)",
     "input_grad": "gradients with respect to D's input (double back-propagation through D)",
+    "real_in_generator_phase": "D's output on real data in the generator's update (the procedure runs D on the "
+                               "latest real batch again, with D's current weights)",
 }
 
 
 class LossTerm(nn.Module):
     """One term of a (possibly composite) GAN loss.
 
+    Most terms are functions of D's logits alone: write those with :func:`gantk.logit_loss`.
     Subclasses override :meth:`discriminator_loss` and/or :meth:`generator_loss` and return a
-    scalar tensor (or None when the term does not apply to that network). A term may own
-    parameters (a classifier head, say); they train with the discriminator and are saved in
+    scalar tensor (or None when the term does not apply to that network). Terms receive D's outputs
+    as float32 and run in the phase's autocast region, so elementwise maths on them is float32
+    without casts; a head a term runs on D's features follows autocast like D (``contrastive`` runs
+    its head with autocast disabled, for float32 similarities). A term may own parameters (a classifier head, say); they train with the discriminator and are saved in
     checkpoints. ``needs`` names what the term requires (keys of :data:`NEEDS`) so that an
     impossible combination fails before training. ``every`` runs a regulariser lazily, every
     ``every`` D steps (its value is then multiplied by ``every``, as in StyleGAN2).
@@ -171,20 +227,15 @@ class LossTerm(nn.Module):
     every: int = 1
     #: weight used when the loss expression gives none (``wgan+gp`` means ``wgan+10*gp``).
     default_weight: float = 1.0
-    #: True for terms that keep D Lipschitz by themselves (GP), so WGAN needs no weight clipping.
-    lipschitz_regulariser: bool = False
     #: True for terms that only add to an adversarial loss (regularisers, classifier and contrastive
     #: heads): a loss expression needs at least one term that is not auxiliary.
     auxiliary: bool = False
 
-    def discriminator_loss(self, step: DiscriminatorStep) -> Tensor | None:
+    def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor | None:
         return None
 
-    def generator_loss(self, step: GeneratorStep) -> Tensor | None:
+    def generator_loss(self, step: GeneratorPhase) -> Tensor | None:
         return None
-
-    def compose_with(self, others: "list[LossTerm]") -> None:
-        """Called once with the other terms of the composite loss, before training starts."""
 
     def attach(self, discriminator: nn.Module) -> None:
         """Called once with the discriminator before the optimizers are made.
@@ -280,6 +331,51 @@ class TrainingSetup(Protocol):
 
 
 @runtime_checkable
+class Metric(Protocol):
+    """A metric (a ``register_metrics`` plugin): scores a generator against a data set.
+
+    Called as ``metric(generator, dataset, *, device)``, or with ``shared=`` too when
+    ``shares_features`` is True (one dict per evaluation, in which metrics that draw the same
+    samples and features keep them for each other). Returns ``{value name: number}``.
+
+    - ``lower_is_better``: the value names whose smaller values are better (``{"fid"}``); every
+      other value is larger-is-better. ``--keep-best`` follows these directions.
+    - ``default_for_conditional``: scored by ``--eval-every`` when no ``--eval-metrics`` are given
+      and the generator is conditional.
+    - ``protocol``: after a call, how the values were measured (extractor, sample counts, seed ...),
+      written beside them by ``gantk eval``.
+    """
+
+    lower_is_better: frozenset[str]
+    default_for_conditional: bool
+    shares_features: bool
+    protocol: dict[str, Any]
+
+    def __call__(self, generator: nn.Module, dataset: Dataset, *, device: Any = "cpu", **shared: Any
+                 ) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class MonitorSetup:
+    """What a monitor factory receives: the run's data, where it writes, and how its sample pictures are laid out."""
+
+    spec: DataSpec
+    dataset: Dataset
+    run_dir: Path
+    grid_row: int | None = None  # samples per class row of a conditional generator's pictures (None: square grid)
+
+
+class Monitor(Protocol):
+    """Watches a run: called with the fixed-noise samples every ``--sample-every`` steps (and at the last step).
+
+    Returns values to log beside the losses in ``metrics.jsonl`` (``{}`` for none). A monitor may
+    write files under the run directory (the ``pictures`` monitor writes ``samples/step_XXXXXX.png``).
+    """
+
+    def __call__(self, samples: Tensor, step: int) -> dict[str, float]: ...
+
+
+@runtime_checkable
 class Procedure(Protocol):
     """What one training step does with which networks (a ``register_procedures`` plugin).
 
@@ -311,8 +407,8 @@ class Procedure(Protocol):
 
 
 __all__ = [
-    "Batches", "ComponentRecord", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
-    "DiscriminatorStep", "GanNetworks", "GeneratorStep", "LossTerm", "NEEDS", "Procedure", "TrainingSetup",
+    "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
+    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "Procedure", "TrainingSetup",
     "describe_needs",
 ]
 

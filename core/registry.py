@@ -17,6 +17,7 @@ failure is recorded for ``gantk plugins``, and every other plugin keeps working.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import fnmatch
 import importlib.metadata
@@ -40,6 +41,7 @@ KIND_HOOKS: dict[str, str] = {
     "dataset": "register_datasets",
     "metric": "register_metrics",
     "procedure": "register_procedures",
+    "monitor": "register_monitors",
     "preset": "register_presets",
 }
 KINDS = tuple(KIND_HOOKS)
@@ -86,15 +88,30 @@ class Entry:
     summary: str
     aliases: tuple[str, ...]
     source: PluginSource
+    registry: "Registry | None" = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def qualified_name(self) -> str:
         return f"{self.source.package}:{self.name}"
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the factory; an option it does not take is a usage error listing the ones it does."""
+        """Call the factory; an option it does not take is a usage error listing the ones it does.
+
+        While the factory runs, :func:`current_registry` is the registry this entry came from, so a
+        factory that looks other plugins up by name (an architecture its conditioning) uses it too.
+        """
         from gantk.factories import call_factory
-        return call_factory(self.kind, self.name, self.factory, *args, **kwargs)
+
+        token = _building_with.set(self.registry) if self.registry is not None else None
+        try:
+            return call_factory(self.kind, self.name, self.factory, *args, **kwargs)
+        finally:
+            if token is not None:
+                _building_with.reset(token)
+
+
+#: The registry whose entry's factory is running (see :meth:`Entry.create`).
+_building_with: contextvars.ContextVar["Registry | None"] = contextvars.ContextVar("gantk_registry", default=None)
 
 
 @dataclass
@@ -226,7 +243,7 @@ class Registry:
                     if not callable(factory):
                         raise TypeError(f"the factory registered for {kind} '{name}' is not callable")
                     entries[kind].append(Entry(kind, name, factory, summary or _first_docstring_line(factory),
-                                               alias_tuple, source))
+                                               alias_tuple, source, registry=self))
                 return register
             self.call_hook(hook_name, lambda source, make=make_register: {"register": make(source)})
         self._entries = entries
@@ -306,6 +323,11 @@ def get_registry(*, reload: bool = False) -> Registry:
     if _default is None or reload:
         _default = Registry.discover()
     return _default
+
+
+def current_registry() -> Registry:
+    """The registry to look names up in: the one building the component being created, else the process-wide one."""
+    return _building_with.get() or get_registry()
 
 
 def discovered_registry() -> Registry | None:

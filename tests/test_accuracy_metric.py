@@ -56,6 +56,8 @@ class RealImages(nn.Module):
         super().__init__()
         self.z_dim, self.conditional, self.shift = 4, conditional, shift
         self.classes = dataset.spec.num_classes
+        # the other attributes gantk.Generator declares
+        self.spec, self.num_classes, self.options = dataset.spec, self.classes if conditional else 0, {}
         self.register_buffer("images", dataset.samples.clone())
         self.by_class = [torch.nonzero(dataset.labels == k).flatten() for k in range(self.classes)]
 

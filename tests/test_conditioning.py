@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 
 import pytest
 import torch
@@ -68,13 +69,33 @@ def test_discriminator_conditioning_makes_the_label_matter(arch, spec, condition
 
 
 @pytest.mark.parametrize("kind, conditioning, works", [
-    ("generator", "projection", "none, concat, mul or cbn"),
-    ("discriminator", "mul", "none, concat or projection"),
-    ("discriminator", "cbn", "none, concat or projection"),
+    ("generator", "projection", "cbn, concat, mul or none"),
+    ("discriminator", "mul", "concat, none or projection"),
+    ("discriminator", "cbn", "concat, none or projection"),
 ])
 def test_impossible_side_is_a_usage_error_naming_what_works(kind, conditioning, works):
     with pytest.raises(gantk.UsageError, match=f"cannot condition the {kind}; for the {kind} use {works}"):
         build(kind, "dcgan", IMAGES, conditioning)
+
+
+def test_conditioning_names_resolve_in_the_registry_that_builds_the_network():
+    """An architecture built from a given registry finds that registry's conditionings, not the global ones."""
+    from gantk.conditioning import Conditioning
+    from gantk.registry import PluginSource, Registry
+
+    class Halves(Conditioning):
+        name, sides = "halves", frozenset({"generator"})
+
+    plugin = types.ModuleType("acme_conditioning")
+    plugin.register_conditionings = gantk.hookimpl(lambda register: register("halves", lambda spec: Halves(10)))
+    registry = Registry.discover()
+    registry.add_plugin(plugin, PluginSource("acme", "1.0", "acme_conditioning", "main"))
+    generator = registry.create("generator", "dcgan", IMAGES, conditioning="halves", width=8)
+    assert generator.options["conditioning"] == "halves"
+    with pytest.raises(gantk.UsageError, match="for the discriminator use concat, none or projection"):
+        registry.create("discriminator", "dcgan", IMAGES, conditioning="halves", width=8)
+    with pytest.raises(gantk.UnknownNameError, match="Unknown conditioning 'halves'"):
+        build("generator", "dcgan", IMAGES, "halves")  # the process-wide registry has no 'halves'
 
 
 def test_conditioning_on_unlabelled_data_is_refused():

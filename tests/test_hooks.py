@@ -19,7 +19,7 @@ HOOKS = sorted(name for name, obj in vars(hookspecs).items()
                if inspect.isfunction(obj) and hasattr(obj, "gantk_spec"))
 
 
-def test_all_nine_hooks_exist():
+def test_all_ten_hooks_exist():
     assert HOOKS == sorted([*KIND_HOOKS.values(), "register_commands"])
 
 
@@ -93,6 +93,10 @@ def test_register_presets():
 
 def test_register_procedures():
     assert_hook_registers_kind("register_procedures")
+
+
+def test_register_monitors():
+    assert_hook_registers_kind("register_monitors")
 
 
 def test_register_commands_adds_a_cli_command():

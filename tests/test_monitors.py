@@ -8,7 +8,8 @@ import torch
 
 import gantk
 from gantk.errors import UsageError
-from gantk.engine.monitors import BestKeeper, DiversityMonitor, mean_pairwise_distance, parse_keep_best
+from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
+from gantk.plugins.tools.diversity import DiversityMonitor, mean_pairwise_distance
 from gantk.engine.trainer import Trainer
 from engine_helpers import tiny_config
 
@@ -24,12 +25,12 @@ def test_a_collapsed_generator_warns_once_and_a_varied_one_does_not(capsys):
     real = torch.randn(300, 1, 8, 8)
     monitor = DiversityMonitor(real)
     collapsed = torch.randn(1, 1, 8, 8).repeat(64, 1, 1, 1) + 0.01 * torch.randn(64, 1, 8, 8)
-    assert monitor(collapsed, step=1) < 0.05  # an untrained generator starts collapsed: not a warning yet
+    assert monitor(collapsed, step=1)["diversity"] < 0.05  # an untrained generator starts collapsed: no warning yet
     assert capsys.readouterr().err == ""
-    assert monitor(torch.randn(64, 1, 8, 8), step=10) == pytest.approx(1.0, abs=0.1)
+    assert monitor(torch.randn(64, 1, 8, 8), step=10)["diversity"] == pytest.approx(1.0, abs=0.1)
     assert capsys.readouterr().err == ""
-    assert monitor(collapsed, step=20) < 0.05
-    assert monitor(collapsed, step=30) < 0.05
+    assert monitor(collapsed, step=20)["diversity"] < 0.05
+    assert monitor(collapsed, step=30)["diversity"] < 0.05
     warning = capsys.readouterr().err
     assert warning.count("warning") == 1 and "step 20" in warning and "collapsing" in warning
 
@@ -41,11 +42,19 @@ def test_training_logs_diversity_with_each_sample_picture(tmp_path):
     assert [step for step, _ in diversity] == [2, 4] and all(value > 0 for _, value in diversity)
 
 
-@pytest.mark.parametrize("text, expected", [("fid", ("fid", True)), ("accuracy", ("accuracy", False)),
-                                            ("eval/kid", ("kid", True)), ("precision:min", ("precision", True)),
+@pytest.mark.parametrize("text, expected", [("fid", ("fid", None)), ("accuracy", ("accuracy", None)),
+                                            ("eval/kid", ("kid", None)), ("precision:min", ("precision", True)),
                                             ("fid:max", ("fid", False)), (None, None)])
 def test_keep_best_direction(text, expected):
     assert parse_keep_best(text) == expected
+
+
+@pytest.mark.parametrize("metric, value, lower", [("fid", "fid", True), ("kid", "kid", True), ("pr", "recall", False),
+                                                  ("kid", "kid:max", False)])
+def test_keep_best_follows_the_direction_the_metric_declares(tmp_path, metric, value, lower):
+    trainer = Trainer(tiny_config(steps=2, eval_every=2, eval_metrics=[metric], keep_best=value), tmp_path / "run",
+                      show_progress=False)
+    assert trainer.best.lower_is_better is lower
 
 
 def test_keep_best_rejects_a_bad_direction_and_needs_evaluations(tmp_path):
@@ -55,14 +64,14 @@ def test_keep_best_rejects_a_bad_direction_and_needs_evaluations(tmp_path):
         Trainer(tiny_config(steps=2, keep_best="fid"), tmp_path / "run", show_progress=False)
 
 
-def test_best_keeper_exports_only_on_improvement_and_remembers_across_resumes(tmp_path):
+def test_best_generator_export_happens_only_on_improvement_and_remembers_across_resumes(tmp_path):
     exported = []
-    keeper = BestKeeper("fid", True, tmp_path, lambda path, extra: exported.append(extra) or path)
+    keeper = BestGeneratorExport("fid", True, tmp_path, lambda path, extra: exported.append(extra) or path)
     assert keeper.update(10, {"eval/fid": 5.0}) and not keeper.update(20, {"eval/fid": 6.0})
     assert keeper.update(30, {"eval/fid": 4.0})
     assert [e["best_step"] for e in exported] == [10, 30]
     assert json.loads((tmp_path / "best.json").read_text())["value"] == 4.0
-    resumed = BestKeeper("fid", True, tmp_path, lambda path, extra: exported.append(extra) or path)
+    resumed = BestGeneratorExport("fid", True, tmp_path, lambda path, extra: exported.append(extra) or path)
     assert not resumed.update(40, {"eval/fid": 4.5})
     with pytest.raises(UsageError, match="gave only x"):
         resumed.update(50, {"eval/x": 1.0})

@@ -25,6 +25,7 @@ class Replay(nn.Module):
         super().__init__()
         self.z_dim, self.conditional, self.offset = 3, conditional, offset
         self.spec = DataSpec(tuple(samples.shape[1:]), classes, "replay")
+        self.num_classes, self.options = (classes if conditional else 0), {}  # as gantk.Generator declares
         self.register_buffer("samples", samples)
 
     def forward(self, z, y=None):
@@ -90,7 +91,7 @@ def test_unknown_metric_options_and_extractors_are_usage_errors():
         registry.create("metric", "kid", bogus=1)
     with pytest.raises(UsageError, match="features"):
         registry.create("metric", "fid", features="vgg")
-    with pytest.raises(UsageError, match="positive whole number"):
+    with pytest.raises(UsageError, match="metric 'pr' option 'k' must be a positive integer"):
         registry.create("metric", "pr", k=0)
 
 
@@ -151,6 +152,7 @@ class LabelledReplay(nn.Module):
     def __init__(self, dataset, shift: int = 0):
         super().__init__()
         self.z_dim, self.conditional, self.shift, self.spec = 3, True, shift, dataset.spec
+        self.num_classes, self.options = dataset.spec.num_classes, {}  # as gantk.Generator declares
         self.register_buffer("images", dataset.samples.clone())
         self.by_class = [torch.nonzero(dataset.labels == k).flatten() for k in range(dataset.spec.num_classes)]
 

@@ -18,8 +18,9 @@ from gantk.errors import UsageError
 LOWER_IS_BETTER = frozenset({"fid", "kid", "ifid", "reverse_kl"})
 
 
-def parse_keep_best(value: str | None) -> tuple[str, bool] | None:
-    """``"fid"`` → ("fid", lower is better); ``"accuracy:max"`` → ("accuracy", False); None → None."""
+def parse_keep_best(value: str | None) -> tuple[str, bool | None] | None:
+    """``"fid"`` → ("fid", None): the metric's declared direction; ``"accuracy:max"`` → ("accuracy", False)
+    (lower is better: False); None → None."""
     if not value:
         return None
     key, _, direction = value.partition(":")
@@ -27,7 +28,7 @@ def parse_keep_best(value: str | None) -> tuple[str, bool] | None:
     if direction not in ("", "min", "max") or not key:
         raise UsageError(f"--keep-best takes a metric value name, optionally with :min or :max (e.g. fid, "
                          f"accuracy:max), got '{value}'.")
-    return key, (direction == "min") if direction else key in LOWER_IS_BETTER
+    return key, (direction == "min") if direction else None
 
 
 class BestGeneratorExport:

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from gantk.engine.config import OptimizerConfig, TrainConfig
-from gantk.errors import UsageError
-from gantk.factories import call_factory
+from gantk.errors import GantkError, UsageError
 from gantk.engine.loss_composition import CompositeLoss, build_loss, parse_loss_expression
 from gantk.protocols import ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Entry, Registry
@@ -36,14 +35,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, Any],
-                   required: str) -> tuple[nn.Module, ComponentRecord]:
-    module = call_factory(kind, entry.name, entry.factory, spec, **options)
-    if not isinstance(module, nn.Module) or not hasattr(module, required):
-        raise UsageError(f"The {kind} plugin '{entry.qualified_name}' did not return an nn.Module with a "
-                         f"'{required}' attribute; the plugin is broken, report it to its authors.")
-    resolved = dict(getattr(module, "options", options))
-    return module, ComponentRecord(kind, entry.name, entry.source.package, entry.source.version, resolved)
+#: What the engine reads from each network (declared in gantk.protocols.Generator / Discriminator).
+REQUIRED_ATTRIBUTES = {"generator": ("z_dim", "spec", "conditional", "num_classes", "options"),
+                       "discriminator": ("feature_dim", "options")}
+
+
+def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, Any]) -> tuple[nn.Module, ComponentRecord]:
+    module = entry.create(spec, **options)
+    missing = [name for name in REQUIRED_ATTRIBUTES[kind] if not hasattr(module, name)]
+    if not isinstance(module, nn.Module) or missing:
+        what = "an nn.Module" if not isinstance(module, nn.Module) else f"the attribute(s) {', '.join(missing)}"
+        raise GantkError(f"The {kind} plugin '{entry.qualified_name}' ({entry.source.label}) built a "
+                         f"{type(module).__name__} without {what} that gantk.{kind.capitalize()} declares; the "
+                         "plugin is broken: report it to its authors.")
+    return module, ComponentRecord(kind, entry.name, entry.source.package, entry.source.version, dict(module.options))
 
 
 def build_dataset(registry: Registry, name: str, *, data_root: str | None, image_size: int | None,
@@ -65,7 +70,7 @@ def check_names(config: TrainConfig, registry: Registry) -> None:
 
 def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> tuple[nn.Module, ComponentRecord]:
     """The generator named by ``config.gen`` with its options (on the CPU)."""
-    return _build_network(registry.get("generator", config.gen), "generator", spec, dict(config.gen_options), "z_dim")
+    return _build_network(registry.get("generator", config.gen), "generator", spec, dict(config.gen_options))
 
 
 def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNetworks:
@@ -81,14 +86,13 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
         for entry, options in ((generator_entry, gen_options), (discriminator_entry, disc_options)):
             if "conditioning" in inspect.signature(entry.factory).parameters:
                 options.setdefault("conditioning", "auto")
-    generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options, "z_dim")
-    if label_terms and spec.labelled and not getattr(generator, "conditional", False):
+    generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options)
+    if label_terms and spec.labelled and not generator.conditional:
         raise UsageError(
             f"The loss term(s) {', '.join(label_terms)} train the generator to produce given classes, but the "
             f"generator '{config.gen}' is unconditional here. Give it a conditioning (e.g. -G conditioning=cbn, "
             "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
-    discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec,
-                                                         disc_options, "feature_dim")
+    discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec, disc_options)
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "

@@ -1,9 +1,10 @@
-"""Draw samples from an exported generator and write them as a picture or as raw arrays."""
+"""Draw samples from a generator (seeded, in eval mode), pick class labels for them, find a generator file.
+
+Writing samples to pictures or raw arrays is the pictures tool's (:mod:`gantk.plugins.tools.pictures`)."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 from pathlib import Path
 from typing import Iterator
 
@@ -11,10 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from gantk.errors import GantkError, UsageError
-from gantk.engine.safetensors_io import write_atomic, write_safetensors
-from gantk.engine.visuals import save_samples
-
-OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
 
 
 @contextlib.contextmanager
@@ -43,35 +40,12 @@ def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = Non
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 
-def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path, nrow: int | None = None) -> Path:
-    """``.png``: a picture (grid, histogram or scatter); ``.npz``/``.safetensors``: the raw values."""
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"Cannot write samples to '{out}': use a file name ending in "
-                         f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors).")
-    if suffix == ".png":
-        return save_samples(samples, spec, out, nrow=nrow)
-    arrays = {"samples": samples}
-    if labels is not None:
-        arrays["labels"] = labels
-    if suffix == ".safetensors":
-        write_safetensors(out, arrays, {"format": "pt", "gantk.kind": "samples"})
-        return out
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: v.numpy() for k, v in arrays.items()})
-    write_atomic(out, buffer.getvalue())
-    return out
-
-
 def class_labels(generator: nn.Module, n: int, label: int | None, all_labels: bool) -> tuple[Tensor | None, int | None]:
     """Labels for ``n`` samples: one class (``label``), or every class in rows (``all_labels``); and the row length."""
     if label is None and not all_labels:
         return None, None
     classes = generator.spec.num_classes
-    if not getattr(generator, "conditional", False):
+    if not generator.conditional:
         raise UsageError(f"--label/--labels need a class-conditional generator, but this "
                          f"'{generator.__class__.__name__}' ignores labels (it was trained unconditionally). Drop "
                          "them, or train a conditional model (e.g. gantk train --loss ns+ac).")

@@ -16,24 +16,45 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from gantk.errors import UsageError
-from gantk.protocols import Dataset
+from gantk.errors import GantkError, UsageError
+from gantk.protocols import Dataset, Metric
 from gantk.registry import Registry
 
-#: The metric a conditional generator is scored with when --eval-every comes without --eval-metrics.
-CONDITIONAL_DEFAULT = "accuracy"
+def build_metrics(names: Sequence[str], registry: Registry, options: dict[str, dict[str, Any]] | None = None
+                  ) -> dict[str, Metric]:
+    """The named metric plugins, each checked against the :class:`gantk.protocols.Metric` protocol."""
+    metrics = {}
+    for name in names:
+        entry = registry.get("metric", name)
+        metric = entry.create(**(options or {}).get(name, {}))
+        if not isinstance(metric, Metric):
+            missing = [a for a in ("lower_is_better", "default_for_conditional", "shares_features", "protocol")
+                       if not hasattr(metric, a)]
+            raise GantkError(f"The metric plugin '{entry.qualified_name}' ({entry.source.label}) returned a "
+                             f"{type(metric).__name__} without {', '.join(missing) or 'a __call__'}; it is not a "
+                             "gantk.Metric. The plugin is broken: report it to its authors.")
+        metrics[name] = metric
+    return metrics
 
 
 def metric_names_for(requested: Sequence[str], conditional: bool, registry: Registry) -> list[str]:
-    """The metrics to run: the requested ones, or ``accuracy`` for a conditional generator."""
+    """The metrics to run: the requested ones, or for a conditional generator those that say they are its default."""
     if requested:
         return list(requested)
     if conditional:
-        return [CONDITIONAL_DEFAULT]
+        built = ((entry.name, entry.create()) for entry in registry.list("metric"))
+        defaults = [name for name, metric in built if isinstance(metric, Metric) and metric.default_for_conditional]
+        if defaults:
+            return defaults
     available = ", ".join(registry.names("metric")) or "none installed"
-    raise UsageError("--eval-every needs --eval-metrics for an unconditional generator (the default, accuracy, "
-                     f"scores conditional generators only). Name one or more metrics (available: {available}), "
-                     "e.g. --eval-metrics fid, or drop --eval-every.")
+    raise UsageError("--eval-every needs --eval-metrics here: no installed metric is the default for "
+                     f"{'this conditional' if conditional else 'an unconditional'} generator. Name one or more "
+                     f"metrics (available: {available}), e.g. --eval-metrics fid, or drop --eval-every.")
+
+
+def lower_is_better(metrics: dict[str, Metric]) -> frozenset[str]:
+    """Every value name the metrics declare smaller-is-better."""
+    return frozenset().union(*(metric.lower_is_better for metric in metrics.values()))
 
 
 def run_metrics(metrics: dict[str, Any], generator: nn.Module, dataset: Dataset, device: torch.device | str,
@@ -42,7 +63,7 @@ def run_metrics(metrics: dict[str, Any], generator: nn.Module, dataset: Dataset,
     one dict for the whole evaluation, so that they draw samples and features once."""
     values: dict[str, Any] = {}
     for metric in metrics.values():
-        extra = {"shared": shared} if getattr(metric, "shares_features", False) else {}
+        extra = {"shared": shared} if metric.shares_features else {}
         values.update(metric(generator, dataset, device=device, **extra))  # each metric manages its grad mode
     return values
 
@@ -52,7 +73,7 @@ class PeriodicEvaluation:
 
     def __init__(self, names: Sequence[str], dataset: Dataset, device: torch.device, registry: Registry) -> None:
         self.dataset, self.device = dataset, device
-        self.metrics = {name: registry.create("metric", name) for name in names}
+        self.metrics = build_metrics(names, registry)
         self._kept: dict = {}  # what sharing metrics keep between evaluations (their feature extractors)
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:

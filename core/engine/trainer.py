@@ -6,7 +6,8 @@ everything around them:
 
 - every ``log_every`` steps the losses are read back in one transfer (no host sync per step),
   checked for NaN/inf and appended to ``metrics.jsonl``;
-- every ``sample_every`` steps a picture of samples from fixed noise (EMA generator if any);
+- every ``sample_every`` steps samples from fixed noise (EMA generator if any) go to the monitor
+  plugins: the ``pictures`` tool writes them as ``samples/step_XXXXXX.png``, ``diversity`` logs their spread;
 - every ``checkpoint_every`` steps an atomic checkpoint, after the losses were checked, so the
   newest checkpoint is always a finite one;
 - Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with code 130;
@@ -37,16 +38,15 @@ from gantk.engine.ema import EMA
 from gantk.engine.export import export_generator
 from gantk.engine.memory import keep_freed_memory
 from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError
-from gantk.engine.monitors import BestKeeper, DiversityMonitor, parse_keep_best
+from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
 from gantk.engine.precision import describe, resolve_dtype
 from gantk.engine.progress import TrainingProgress
 from gantk.engine.run_dir import is_main_process, point_latest
 from gantk.engine.sampling import evaluating
-from gantk.engine.scoring import PeriodicEvaluation, metric_names_for
+from gantk.engine.scoring import PeriodicEvaluation, lower_is_better, metric_names_for
 from gantk.engine.setup import Setup
-from gantk.engine.visuals import save_samples
 from gantk.errors import GantkError, UsageError
-from gantk.protocols import Procedure
+from gantk.protocols import Monitor, MonitorSetup, Procedure
 from gantk.registry import Registry, get_registry
 
 GENERATOR_FILE = "generator.safetensors"
@@ -123,30 +123,37 @@ class Trainer:
         self.grid_row: int | None = None
         self.fixed_labels = None
         count = config.num_samples
-        if getattr(self.generator, "conditional", False):
+        if self.generator is not None and self.generator.conditional:
             self.grid_row = max(1, config.num_samples // self.spec.num_classes)
             count = self.grid_row * self.spec.num_classes
             self.fixed_labels = torch.arange(self.spec.num_classes, device=self.device).repeat_interleave(self.grid_row)
         noise = torch.Generator().manual_seed(config.seed)
         self.fixed_z = torch.randn(count, self.generator.z_dim, generator=noise).to(self.device) \
             if self.generator is not None else None
-        samples = self.dataset.samples
-        self.reference = samples[:2000] if samples is not None and not self.spec.is_image else None
         self.evaluation: PeriodicEvaluation | None = None
         self.last_evaluation: dict[str, float] = {}
         if config.eval_every and self.generator is None:
             raise UsageError(f"--eval-every scores a generator, but the procedure '{config.procedure}' exports none.")
         if config.eval_every and self.main:
-            names = metric_names_for(config.eval_metrics, getattr(self.generator, "conditional", False), registry)
+            names = metric_names_for(config.eval_metrics, self.generator.conditional, registry)
             self.evaluation = PeriodicEvaluation(names, self.dataset, self.device, registry)
-        self.best: BestKeeper | None = None
+        self.best: BestGeneratorExport | None = None
         keep_best = parse_keep_best(config.keep_best)
         if keep_best and not config.eval_every:
             raise UsageError(f"--keep-best {config.keep_best} picks the best evaluation, but no evaluation runs: add "
                              "--eval-every N (and --eval-metrics naming the metric).")
         if keep_best and self.main:
-            self.best = BestKeeper(*keep_best, self.run_dir, lambda path, extra: self.export(path, extra))
-        self.diversity = DiversityMonitor(samples) if samples is not None else None
+            key, lower = keep_best
+            if lower is None:  # the direction the metrics declare for this value (larger is better otherwise)
+                lower = key in lower_is_better(self.evaluation.metrics)
+            self.best = BestGeneratorExport(key, lower, self.run_dir, lambda path, extra: self.export(path, extra))
+        self.monitors = self._build_monitors(registry) if self.main and self.generator is not None else []
+
+    def _build_monitors(self, registry: Registry) -> list[Monitor]:
+        """Every installed monitor that applies to this run (its factory returns None where it does not)."""
+        setup = MonitorSetup(self.spec, self.dataset, self.run_dir, self.grid_row)
+        built = (entry.create(setup) for entry in registry.list("monitor"))
+        return [monitor for monitor in built if monitor is not None]
 
     def _build_procedure(self, registry: Registry) -> Procedure:
         """The ``--procedure`` plugin, built from this run's setup; checked against the protocol."""
@@ -210,16 +217,16 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.generator
 
     @torch.no_grad()
-    def save_sample_picture(self, log: MetricsLog | None = None) -> Path | None:
-        """The fixed-noise picture; its samples' diversity (relative to real data) goes to ``log``."""
-        if not self.main or self.generator is None:
-            return None
+    def watch_samples(self, log: MetricsLog) -> None:
+        """Draw the fixed-noise samples and hand them to every monitor (pictures, diversity); log their values."""
+        if not self.monitors:
+            return
         with evaluating(self.sample_generator()) as generator:
             samples = generator(self.fixed_z, self.fixed_labels)
-        if self.diversity is not None and log is not None:
-            log.write(self.step, {"diversity": self.diversity(samples, self.step)})
-        return save_samples(samples, self.spec, self.run_dir / "samples" / f"step_{self.step:06d}.png",
-                            reference=self.reference, title=f"step {self.step}", nrow=self.grid_row)
+        for monitor in self.monitors:
+            values = monitor(samples, self.step)
+            if values:
+                log.write(self.step, values)
 
     def evaluate(self, log: MetricsLog) -> dict[str, float]:
         """Score the sampling generator with the --eval-metrics; log them as ``eval/<key>``."""
@@ -258,7 +265,7 @@ class Trainer:
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.main else None,
                          self.run_dir / "tensorboard" if self.main and config.tensorboard else None)
         if self.main:
-            (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "config.json")
             self._save_components()
         progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main)
@@ -282,7 +289,7 @@ class Trainer:
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
                     if self.step % config.sample_every == 0 or last:
-                        self.save_sample_picture(log)
+                        self.watch_samples(log)
                     if self.evaluation is not None and (self.step % config.eval_every == 0 or last):
                         progress.note(self.evaluate(log))
                     if checkpoint_due:

@@ -15,6 +15,7 @@ from torch import nn
 
 import gantk
 from gantk.errors import UsageError
+from gantk.options import positive_int
 from gantk.plugins.metrics.classifier import classify, load_or_train_classifier, require_labelled_images
 from gantk.protocols import Dataset
 from gantk.engine.sampling import draw
@@ -30,12 +31,18 @@ class ConditionalAccuracy:
     must already be on ``device``; it runs in eval mode (its mode is restored afterwards).
     """
 
+    # gantk.Metric's declarations: larger is better; the metric --eval-every uses for conditional generators
+    lower_is_better: frozenset[str] = frozenset()
+    default_for_conditional = True
+    shares_features = False
+
     def __init__(self, n_per_class: int = 100, seed: int = 0, cache_dir: str | Path | None = None,
-                 classifier_seed: int = 0, batch_size: int = 500) -> None:
-        for option, value in (("n_per_class", n_per_class), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"The metric 'accuracy' needs {option} to be a positive whole number, got {value!r}.")
-        self.n_per_class, self.seed, self.batch_size = n_per_class, int(seed), batch_size
+                 classifier_seed: int = 0, batch_size: int = 500, n: int | None = None) -> None:
+        self.n_per_class = positive_int("metric 'accuracy'", "n_per_class", n_per_class)
+        #: ``n`` (gantk eval --n): samples in all, split evenly over the classes; replaces n_per_class
+        self.n = None if n is None else positive_int("metric 'accuracy'", "n", n)
+        self.batch_size = positive_int("metric 'accuracy'", "batch_size", batch_size)
+        self.seed = int(seed)
         self.cache_dir, self.classifier_seed = cache_dir, int(classifier_seed)
         self.protocol: dict = {}
 
@@ -44,7 +51,8 @@ class ConditionalAccuracy:
         require_labelled_images(dataset, METRIC)
         classes = dataset.spec.num_classes
         _require_same_classes(generator, classes, dataset.spec.name)
-        labels = torch.arange(classes).repeat_interleave(self.n_per_class)
+        per_class_count = self.n_per_class if self.n is None else max(1, self.n // classes)
+        labels = torch.arange(classes).repeat_interleave(per_class_count)
         samples = draw(generator, len(labels), seed=self.seed, labels=labels, batch_size=self.batch_size,
                        device=device)  # eval mode
         if tuple(samples.shape[1:]) != dataset.spec.shape:
@@ -57,20 +65,20 @@ class ConditionalAccuracy:
         correct = (classify(classifier, samples, batch_size=self.batch_size, device=device) == labels).float()
         self.protocol = {"metric": "accuracy", "dataset": dataset.spec.name, "data_sha256": info.data_sha256,
                          "classifier": str(info.cache_path), "classifier_seed": info.seed,
-                         "classifier_heldout_accuracy": info.heldout_accuracy, "samples_per_class": self.n_per_class,
+                         "classifier_heldout_accuracy": info.heldout_accuracy, "samples_per_class": per_class_count,
                          "seed": self.seed, "gantk_version": gantk.__version__}
         result: dict[str, float] = {
             "accuracy": float(correct.mean()),
             "classifier_accuracy": info.heldout_accuracy,
             "n": len(labels),
         }
-        per_class = correct.view(classes, self.n_per_class).mean(dim=1)
+        per_class = correct.view(classes, per_class_count).mean(dim=1)
         result.update({f"accuracy/{k}": float(per_class[k]) for k in range(classes)})
         return result
 
 
 def _require_conditional(generator: nn.Module) -> None:
-    if getattr(generator, "conditional", False) is not True:
+    if not generator.conditional:
         raise UsageError(
             f"{METRIC} asks the generator for samples of each class, but this "
             f"'{generator.__class__.__name__}' is unconditional (it ignores labels), so its accuracy would be "
@@ -79,21 +87,17 @@ def _require_conditional(generator: nn.Module) -> None:
 
 
 def _require_same_classes(generator: nn.Module, classes: int, name: str) -> None:
-    spec = getattr(generator, "spec", None)
-    generated = getattr(spec, "num_classes", None)
-    if generated is not None and generated != classes:
+    generated = generator.num_classes
+    if generated != classes:
         raise UsageError(
             f"{METRIC} needs a generator of the data set's classes, but the generator knows {generated} classes and "
             f"the data set '{name}' has {classes}. Evaluate it on the data set it was trained on.")
 
 
-def accuracy_metric(**options) -> ConditionalAccuracy:
+def accuracy_metric(n_per_class: int = 100, seed: int = 0, cache_dir: str | Path | None = None,
+                    classifier_seed: int = 0, batch_size: int = 500, n: int | None = None) -> ConditionalAccuracy:
     """Conditional accuracy: the share of generated samples a real-data classifier gives the class they were made for."""
-    unknown = set(options) - {"n_per_class", "seed", "cache_dir", "classifier_seed", "batch_size"}
-    if unknown:
-        raise UsageError(f"The metric 'accuracy' has no option {', '.join(sorted(unknown))}; its options are "
-                         "n_per_class, seed, cache_dir, classifier_seed and batch_size.")
-    return ConditionalAccuracy(**options)
+    return ConditionalAccuracy(n_per_class, seed, cache_dir, classifier_seed, batch_size, n)
 
 
 @gantk.hookimpl

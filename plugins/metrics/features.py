@@ -148,8 +148,7 @@ def balanced_labels(n: int, num_classes: int) -> Tensor:
 def generated_set(extractor: FeatureExtractor, generator: nn.Module, n: int, *, seed: int,
                   device: torch.device | str = "cpu") -> SampleSet:
     """``n`` samples of ``generator`` (eval mode, seeded latents, balanced labels when conditional)."""
-    conditional = getattr(generator, "conditional", False) is True
-    labels = balanced_labels(n, generator.spec.num_classes) if conditional else None
+    labels = balanced_labels(n, generator.num_classes) if generator.conditional else None
     samples = draw(generator, n, seed=seed, labels=labels, device=device)  # eval mode, float32
     return SampleSet(samples, labels, extractor.features(samples))
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 import gantk
 from gantk.errors import UsageError
+from gantk.options import positive_int
 from gantk.plugins.datasets.mixtures import GRID25_STD, RING8_STD, grid25_modes, ring8_modes
 from gantk.plugins.metrics.formulas import reverse_kl_to_uniform
 from gantk.protocols import Dataset
@@ -35,10 +36,13 @@ def mode_statistics(samples: Tensor, modes: Tensor, std: float) -> dict[str, flo
 class ModeCoverage:
     """Scores a generator of a 2-D mixture: ``metric(generator, dataset, device="cpu") -> dict``."""
 
+    # gantk.Metric's declarations: reverse KL to the uniform mode distribution is lower-is-better
+    lower_is_better = frozenset({"reverse_kl"})
+    default_for_conditional = False
+    shares_features = False
+
     def __init__(self, n: int = 2500, seed: int = 0) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UsageError(f"The metric 'modes' needs n to be a positive whole number, got {n!r}.")
-        self.n, self.seed = n, int(seed)
+        self.n, self.seed = positive_int("metric 'modes'", "n", n), int(seed)
         self.protocol: dict = {}
 
     def __call__(self, generator: nn.Module, dataset: Dataset, *, device: str | torch.device = "cpu") -> dict:

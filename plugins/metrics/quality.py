@@ -22,6 +22,7 @@ from torch import nn
 
 import gantk
 from gantk.errors import UsageError
+from gantk.options import choice, positive_int
 from gantk.plugins.metrics.features import EXTRACTORS, SampleSet, generated_set, make_extractor, real_set
 from gantk.plugins.metrics.formulas import (FewSamplesWarning, density_coverage, frechet_distance, gaussian_statistics,
                                             inception_score, kernel_inception_distance, precision_recall)
@@ -30,28 +31,26 @@ from gantk.protocols import Dataset
 DEFAULT_N = 5000
 
 
-def _positive_int(metric: str, option: str, value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UsageError(f"The metric '{metric}' needs {option} to be a positive whole number, got {value!r}.")
-    return value
-
-
 class FeatureMetric:
     """Shared machinery: the extractor, real and generated feature sets, the protocol record."""
 
     name = ""
+    # gantk.Metric's declarations: a distance is lower-is-better (FID, KID); the others larger-is-better
+    lower_is_better: frozenset[str] = frozenset()
+    default_for_conditional = False
     shares_features = True
 
     def __init__(self, n: int = DEFAULT_N, seed: int = 0, features: str = "auto",
                  inception_weights: str | None = None) -> None:
-        self.n, self.seed = _positive_int(self.name, "n", n), int(seed)
-        if features not in EXTRACTORS:
-            raise UsageError(f"The metric '{self.name}' option features must be one of {', '.join(EXTRACTORS)}, "
-                             f"got {features!r}.")
-        self.features, self.inception_weights = features, inception_weights
+        self.n, self.seed = positive_int(self.owner, "n", n), int(seed)
+        self.features = choice(self.owner, "features", features, EXTRACTORS)
+        self.inception_weights = inception_weights
         self.protocol: dict[str, Any] = {}
+
+    @property
+    def owner(self) -> str:
+        """How option errors name this metric: ``metric 'fid'``."""
+        return f"metric '{self.name}'"
 
     def __call__(self, generator: nn.Module, dataset: Dataset, *, device: torch.device | str = "cpu",
                  shared: dict | None = None) -> dict[str, float]:
@@ -81,6 +80,7 @@ class FID(FeatureMetric):
     """Fréchet distance between Gaussians fitted to real and generated features (Heusel et al. 2017)."""
 
     name = "fid"
+    lower_is_better = frozenset({"fid"})
 
     def score(self, real, fake, extractor):
         return {"fid": frechet_distance(gaussian_statistics(real.features), gaussian_statistics(fake.features))}
@@ -90,11 +90,12 @@ class KID(FeatureMetric):
     """Kernel inception distance: unbiased MMD², cubic kernel, 100 subsets of ≤ 1000 (Bińkowski et al. 2018)."""
 
     name = "kid"
+    lower_is_better = frozenset({"kid"})
 
     def __init__(self, subsets: int = 100, subset_size: int = 1000, **options) -> None:
         super().__init__(**options)
-        self.subsets = _positive_int(self.name, "subsets", subsets)
-        self.subset_size = _positive_int(self.name, "subset_size", subset_size)
+        self.subsets = positive_int(self.owner, "subsets", subsets)
+        self.subset_size = positive_int(self.owner, "subset_size", subset_size)
 
     def score(self, real, fake, extractor):
         mean, std = kernel_inception_distance(real.features, fake.features, subsets=self.subsets,
@@ -120,7 +121,7 @@ class NeighbourMetric(FeatureMetric):
 
     def __init__(self, k: int | None = None, **options) -> None:
         super().__init__(**options)
-        self.k = _positive_int(self.name, "k", self.default_k if k is None else k)
+        self.k = positive_int(self.owner, "k", self.default_k if k is None else k)
 
     @staticmethod
     def formula(real, fake, *, k):
@@ -148,6 +149,7 @@ class IntraClassFID(FeatureMetric):
     """FID per class (generated with label k against real samples of class k), and their mean."""
 
     name = "ifid"
+    lower_is_better = frozenset({"ifid"})
 
     def score(self, real, fake, extractor):
         if real.labels is None or fake.labels is None:

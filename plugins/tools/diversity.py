@@ -6,7 +6,6 @@ generator as varied as the data, near 0 when every latent gives the same sample)
 below ``threshold`` after having been above it, a warning goes once to stderr: the generator may
 be collapsing onto a few modes. (An untrained generator starts near 0, so a low value before the
 samples ever spread out is not a collapse.)
-
 """
 
 from __future__ import annotations
@@ -41,7 +40,8 @@ class DiversityMonitor:
         self.warned = False
         self.spread = False  # whether the samples have been at least ``threshold`` diverse yet
 
-    def __call__(self, samples: Tensor, step: int) -> float:
+    def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
+        """``{"diversity": ratio}`` for ``samples`` drawn at ``step``; warns the first time it collapses."""
         ratio = mean_pairwise_distance(samples) / max(self.reference, 1e-12)
         if ratio >= self.threshold:
             self.spread = True
@@ -51,23 +51,13 @@ class DiversityMonitor:
                   f"(mean pairwise distance; below {self.threshold}): the generator may be collapsing onto a few "
                   "modes. Look at the sample pictures; a lower learning rate, --loss hinge+0.5*r1 or wgan+gp "
                   "often help.", file=sys.stderr, flush=True)
-        return ratio
+        return {"diversity": ratio}
 
 
-def diversity_monitor(setup: MonitorSetup) -> "DiversityWatch | None":
+def diversity_monitor(setup: MonitorSetup) -> DiversityMonitor | None:
     """Sample diversity relative to real data, logged as ``diversity``; one warning if it collapses."""
     samples = setup.dataset.samples
-    return DiversityWatch(DiversityMonitor(samples)) if samples is not None else None
-
-
-class DiversityWatch:
-    """The monitor: logs ``diversity`` for each fixed-noise sample set."""
-
-    def __init__(self, monitor: DiversityMonitor) -> None:
-        self.monitor = monitor
-
-    def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
-        return {"diversity": self.monitor(samples, step)}
+    return DiversityMonitor(samples) if samples is not None else None  # streamed data: no in-memory reference
 
 
 @gantk.hookimpl

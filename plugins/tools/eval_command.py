@@ -34,7 +34,7 @@ def eval_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Score a generator with metric plugins; writes the values and the protocol as JSON."""
-    from gantk.plugins.tools.evaluation import build_metrics, evaluate, resolve_target, write_result  # torch-heavy
+    from gantk.plugins.tools.eval_result import build_metrics, evaluate, resolve_target, write_result  # torch-heavy
 
     registry = get_registry()
     names = split_names(metrics)

@@ -21,7 +21,7 @@ from gantk.engine.config import TrainConfig
 from gantk.errors import UsageError
 from gantk.engine.export import ExportedGenerator, load_generator
 from gantk.engine.build import build_dataset
-from gantk.engine.scoring import run_metrics
+from gantk.engine.scoring import build_metrics as checked_metrics, run_metrics
 from gantk.factories import option_parameters
 from gantk.protocols import Dataset
 from gantk.registry import Registry
@@ -65,14 +65,13 @@ def dataset_for(generator_path: Path, registry: Registry, *, dataset: str | None
 def build_metrics(names: list[str], registry: Registry, common: dict[str, Any],
                   specific: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Metric objects by name; ``common`` options go to each metric that takes them, ``specific`` to one."""
-    metrics = {}
+    options = {}
     for name in names:
-        entry = registry.get("metric", name)
-        parameters = option_parameters(entry.factory)
+        parameters = option_parameters(registry.get("metric", name).factory)
         takes = {p.name for p in parameters} if parameters is not None else set(common)
-        options = {key: value for key, value in common.items() if key in takes and value is not None}
-        metrics[entry.name] = entry.create(**{**options, **specific.get(name, {})})
-    return metrics
+        options[name] = {**{key: value for key, value in common.items() if key in takes and value is not None},
+                         **specific.get(name, {})}
+    return checked_metrics(names, registry, options)
 
 
 def evaluate(target: EvaluationTarget, metrics: dict[str, Any], *, device: str | torch.device = "cpu") -> dict:
@@ -80,7 +79,7 @@ def evaluate(target: EvaluationTarget, metrics: dict[str, Any], *, device: str |
     generator = load_generator(target.generator_path, device=device)
     started = time.perf_counter()
     values = run_metrics(metrics, generator, target.dataset, device, shared={})
-    protocols = {name: getattr(metric, "protocol", {}) or {"metric": name} for name, metric in metrics.items()}
+    protocols = {name: metric.protocol or {"metric": name} for name, metric in metrics.items()}
     return {
         "generator": str(target.generator_path), "run": str(target.run_dir) if target.run_dir else None,
         "dataset": target.dataset.spec.name, "values": values, "protocol": protocols,

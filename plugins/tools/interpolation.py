@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+import gantk
 from gantk.errors import UsageError
-from gantk.engine.visuals import pyplot, save_figure
+from gantk.plugins.tools.pictures import pyplot, save_figure
 
 INTERPOLATION_STEPS = 10
 MAX_CLASS_ROWS = 10
@@ -54,7 +55,7 @@ def interpolation_labels(generator: nn.Module, steps: int, label: int | None) ->
     """Labels for the frames (row-major) and the number of rows: one row per class, or of ``label``."""
     from gantk.engine.sampling import class_labels
 
-    if label is not None or not getattr(generator, "conditional", False):
+    if label is not None or not generator.conditional:
         labels, _ = class_labels(generator, steps, label, False)  # checks the label fits this generator
         return labels, 1
     labels, _ = class_labels(generator, steps * generator.spec.num_classes, None, True)  # one row per class
@@ -80,7 +81,7 @@ def save_interpolation(generator: nn.Module, out: Path, *, steps: int = INTERPOL
 
     ``.npz``/``.safetensors`` get the raw frames and labels, as ``gantk sample`` writes them.
     """
-    from gantk.engine.sampling import write_samples
+    from gantk.plugins.tools.pictures import write_samples
 
     out = Path(out)
     frames, labels, _ = interpolate(generator, steps=steps, seed=seed, label=label, device=device)
@@ -90,13 +91,13 @@ def save_interpolation(generator: nn.Module, out: Path, *, steps: int = INTERPOL
 
 
 def known_modes(name: str) -> Tensor | None:
-    """The mode centres of the built-in 2-D mixtures (ring8, grid25), else None."""
-    try:
-        from gantk.plugins.datasets import mixtures
-    except ImportError:  # pragma: no cover - the built-in plugins are part of the install
+    """The mode centres the vector data set ``name`` declares (``Dataset.modes``: ring8, grid25), else None."""
+    if not name:
         return None
-    centres = {"ring8": mixtures.ring8_modes, "grid25": mixtures.grid25_modes}
-    return centres[name]() if name in centres else None
+    try:
+        return gantk.get_registry().create("dataset", name).modes
+    except gantk.GantkError:  # not installed here, or it needs files: plot without the modes
+        return None
 
 
 def _save_vector_interpolation(generator: nn.Module, frames: Tensor, steps: int, seed: int, out: Path,
@@ -105,7 +106,7 @@ def _save_vector_interpolation(generator: nn.Module, frames: Tensor, steps: int,
 
     plt = pyplot()
     spec = generator.spec
-    labels = torch.arange(SCATTER_SAMPLES) % spec.num_classes if getattr(generator, "conditional", False) else None
+    labels = torch.arange(SCATTER_SAMPLES) % spec.num_classes if generator.conditional else None
     samples = draw(generator, SCATTER_SAMPLES, seed=seed, labels=labels, device=device)  # as gantk sample --seed
     samples = samples.reshape(SCATTER_SAMPLES, -1)
     flat = frames.reshape(frames.shape[0], -1)

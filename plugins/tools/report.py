@@ -27,7 +27,7 @@ from gantk.errors import GantkError, UsageError
 from gantk.plugins.tools.interpolation import (INTERPOLATION_STEPS, MAX_CLASS_ROWS, SCATTER_SAMPLES, known_modes,
                                  save_interpolation)
 from gantk.engine.run_dir import find_run
-from gantk.engine.visuals import pyplot, save_figure
+from gantk.plugins.tools.pictures import pyplot, save_figure
 
 REPORT_DIR = "report"
 MAX_SAMPLE_PICTURES = 12
@@ -41,7 +41,7 @@ _OWN_PICTURE = re.compile(r"^(loss_[dg]|metric_.+|step_\d+|interpolation)\.png$"
 
 
 # ------------------------------------------------------------------ reading the run
-def report_run(spec: str, runs_root: Path) -> Path:
+def find_run_to_report(spec: str, runs_root: Path) -> Path:
     """The run directory named by ``spec`` (a path or a name under ``runs_root``), or a usage error."""
     try:
         return find_run(spec, runs_root)
@@ -319,7 +319,7 @@ def _interpolation(run: Path, out: Path, device: str | torch.device) -> str:
         caption = (f"{SCATTER_SAMPLES:,} generated samples{modes}; the black line is the generator's output along a "
                    f"spherical interpolation between two latents (seed 0), {INTERPOLATION_STEPS} points from the "
                    "green circle to the orange square.")
-    elif getattr(generator, "conditional", False):
+    elif generator.conditional:
         rows = min(spec.num_classes, MAX_CLASS_ROWS)
         caption = (f"One row per class (classes 0 to {rows - 1}), the same {INTERPOLATION_STEPS} latents in every "
                    "row: a spherical interpolation between two latents drawn from seed 0.")

@@ -16,9 +16,9 @@ def report_command(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
 ) -> None:
     """Write an HTML report of a run: losses, metrics, samples over time, a latent interpolation."""
-    from gantk.plugins.tools.report import build_report, report_run
+    from gantk.plugins.tools.report import build_report, find_run_to_report
 
-    typer.echo(str(build_report(report_run(run, runs_dir), out)))
+    typer.echo(str(build_report(find_run_to_report(run, runs_dir), out)))
 
 
 def interpolate_command(
