@@ -1,4 +1,4 @@
-"""Every hook is documented in its spec and in docs/plugins.md, tested, and reaches the registry."""
+"""Every hook is documented in its spec and in docs/plugin-reference.md, tested, and reaches the registry."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_hook_spec_documents_each_argument_and_return(hook):
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_section_in_the_plugin_guide(hook):
-    guide = (REPO_ROOT / "docs" / "plugins.md").read_text()
-    assert re.search(rf"^### `?{hook}`?", guide, re.MULTILINE), f"docs/plugins.md lacks a '### {hook}' section"
+    guide = (REPO_ROOT / "docs" / "plugin-reference.md").read_text()
+    assert re.search(rf"^### `?{hook}`?", guide, re.MULTILINE), f"docs/plugin-reference.md lacks a '### {hook}' section"
 
 
 def test_every_hook_has_a_test_named_after_it():
