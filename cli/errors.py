@@ -11,6 +11,7 @@ package to report it to; otherwise it is reported as a bug in gantk.
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 from typer.core import TyperGroup
@@ -42,6 +43,10 @@ class GantkGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (gantk list | head): stop quietly, as Python's docs advise
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so that flushing stdout at exit does not fail again
+            raise typer.Exit(1) from None
         except GantkError as exc:
             if debug_enabled(ctx):
                 raise

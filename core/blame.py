@@ -4,7 +4,8 @@ An exception that is not a :class:`~gantk.errors.GantkError` is a bug somewhere.
 walks its traceback from the innermost frame outwards and stops at the first frame that lies in
 plugin code, which is one of:
 
-- the code of a registered factory (the exception was raised while building the component);
+- the code of a registered factory (the exception was raised while building the component), or of
+  a function it declares it is made of (``factory.component_functions``: ``gantk.logit_loss``'s two);
 - a method whose ``self`` is an instance of a registered factory class, or of the class a factory
   is annotated to return (``def build(spec) -> MyLoss``), where that class is plugin code;
 - a module registered through the ``gantk`` entry points, or a module below the package those
@@ -148,9 +149,11 @@ class _PluginIndex:
         for entry in registry.list():
             factory = _unwrap(entry.factory)
             self.entries_of_module.setdefault(_module_of(factory) or entry.source.module, []).append(entry)
-            code = getattr(factory, "__code__", None)
-            if code is not None:
-                self.entry_of_code[code] = entry
+            # the factory's own code, and the functions it is made of (gantk.logit_loss's D and G losses)
+            for function in (factory, *getattr(factory, "component_functions", ())):
+                code = getattr(function, "__code__", None)
+                if code is not None:
+                    self.entry_of_code[code] = entry
             component_class = factory if inspect.isclass(factory) else _returned_class(factory)
             if component_class is not None and self.source_of(_module_of(component_class)) is not None:
                 self.entries_of_class.setdefault(component_class, []).append(entry)
@@ -165,7 +168,7 @@ class _PluginIndex:
     def culprit_for(self, frame: FrameType) -> Culprit | None:
         module = frame.f_globals.get("__name__", "")
         entry = self.entry_of_code.get(frame.f_code)
-        if entry is not None:  # raised inside the factory itself
+        if entry is not None:  # raised inside the factory itself, or in one of its component functions
             return Culprit(entry.source, module, entry)
         by_self = self._entries_of_self(frame)
         source = self.source_of(module)

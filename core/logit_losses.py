@@ -108,6 +108,8 @@ def logit_loss(discriminator_loss: LogitFunction, generator_loss: LogitFunction,
     factory.__signature__ = inspect.Signature([spec_parameter, *parameters])  # what call_factory and `gantk list` read
     factory.__doc__ = _module_summary(discriminator_loss)
     factory.__name__ = factory.__qualname__ = f"logit_loss({discriminator_loss.__name__}, {generator_loss.__name__})"
+    factory.__module__ = discriminator_loss.__module__  # the plugin module that defines the loss, not this one
+    factory.component_functions = (discriminator_loss, generator_loss)  # what gantk.blame ties errors to
     return factory
 
 

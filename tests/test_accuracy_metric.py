@@ -223,8 +223,8 @@ def test_a_generator_of_another_shape_is_refused_naming_both(digits, digits_cach
 def test_bad_options_are_usage_errors():
     with pytest.raises(UsageError, match="n_per_class"):
         accuracy_metric(n_per_class=0)
-    with pytest.raises(UsageError, match="no option n_samples"):
-        accuracy_metric(n_samples=10)
+    with pytest.raises(UsageError, match="has no option 'n_samples'. Its options are: n_per_class=100"):
+        gantk.Registry.discover().create("metric", "accuracy", n_samples=10)
 
 
 def test_registered_as_metric_accuracy(tmp_path):
@@ -288,3 +288,12 @@ def test_eval_metrics_are_parsed_from_a_comma_list_and_unknown_names_are_refused
     with pytest.raises(GantkError, match="nosuchmetric"):
         Trainer(conditional_tiny(steps=2, eval_every=1, eval_metrics="nosuchmetric"), tmp_path / "run",
                 show_progress=False)
+
+
+def test_eval_n_reaches_accuracy_as_samples_in_all():
+    """``gantk eval --n N`` goes to every metric that takes n: accuracy splits it over the classes."""
+    from gantk.plugins.tools.eval_result import build_metrics
+
+    common = {"n": 30, "seed": 0, "features": None, "inception_weights": None}
+    metrics = build_metrics(["accuracy", "fid"], gantk.get_registry(), common, {})
+    assert metrics["accuracy"].n == 30 and metrics["fid"].n == 30

@@ -104,4 +104,4 @@ def test_a_bf16_cpu_run_trains_its_convolutions_with_separate_bias(tmp_path):
     assert biased and all("forward" in vars(m) for m in biased)
     assert trainer.train().step == 2
     fp32 = Trainer(tiny_config(steps=2, precision="fp32"), tmp_path / "fp32", show_progress=False)
-    assert not any("forward" in vars(m) for m in fp32.discriminator.modules())
+    assert not any("forward" in vars(m) for m in fp32.procedure.discriminator.modules())

@@ -7,6 +7,7 @@ import pytest
 import gantk.engine.trainer
 from gantk.blame import find_culprit
 from gantk.cli.errors import bug_message
+from gantk.protocols import DiscriminatorOutput, GeneratorPhase
 from gantk.registry import Registry
 
 from engine_helpers import tiny_cli_args
@@ -159,8 +160,9 @@ def test_a_failure_in_a_helper_module_is_blamed_on_the_component_whose_method_ca
 def test_a_bug_in_a_builtin_plugin_is_reported_to_gantk():
     registry = Registry.discover()
     loss = registry.create("loss", "hinge", None)
+    broken_logits = DiscriminatorOutput("not a tensor", None)  # hinge's own G function fails on it
     with pytest.raises(AttributeError) as info:
-        loss.generator_loss(object())  # no fake_out: the built-in's own frame raises
+        loss.generator_loss(GeneratorPhase(None, None, broken_logits, None))
     culprit = find_culprit(registry, info.value.__traceback__)
     assert (culprit.entry.kind, culprit.entry.name, culprit.source.package) == ("loss", "hinge", "gantk")
     assert culprit.module == "gantk.plugins.losses.hinge"

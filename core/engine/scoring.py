@@ -6,7 +6,7 @@ sampling generator (the EMA copy when there is one) against the run's data set. 
 ``metrics.jsonl`` (and TensorBoard) as ``eval/<key>`` records beside the losses.
 
 A metric plugin is a factory returning ``metric(generator, dataset, *, device) -> dict[str, float]``
-(see docs/plugins.md, "Metrics").
+(see docs/plugin-reference.md, "register_metrics").
 """
 
 from __future__ import annotations
