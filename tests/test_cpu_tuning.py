@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from gantk.accel.bf16_convolutions import tune_bf16_cpu_convolutions
-from gantk.engine.memory import KEEP_FREED_MEMORY_ENV, training_memory_format
+from gantk.engine.memory import KEEP_FREED_MEMORY_ENV
+from gantk.engine.precision import training_memory_format
 from gantk.engine.trainer import Trainer
 
 from engine_helpers import tiny_config

@@ -1,11 +1,7 @@
-"""Memory settings that make the same model train faster on a CPU without changing what it computes.
+"""Host memory: freed blocks kept for reuse, which makes the same model train faster on a CPU.
 
 Measured on the ContraGAN tutorial shapes of ``benchmarks/throughput.py`` (docs/performance.md):
-
-- **Channels-last tensors** for image models (:func:`training_memory_format`): oneDNN's convolution
-  kernels work on NHWC data, so NCHW tensors are reordered on every call. On a CPU this pays in
-  fp32 as well as in bf16.
-- **Freed host memory kept for reuse** (:func:`keep_freed_memory`): glibc's malloc serves big
+**freed host memory kept for reuse** (:func:`keep_freed_memory`): glibc's malloc serves big
   blocks with fresh ``mmap`` regions and unmaps them when freed, so every step page-faults all of
   its activations back in.
 """
@@ -17,22 +13,10 @@ import functools
 import os
 import platform
 
-import torch
-
 #: Set to 0 to leave glibc's malloc settings alone (the process then returns freed memory to the OS).
 KEEP_FREED_MEMORY_ENV = "GANTK_KEEP_FREED_MEMORY"
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameter numbers from glibc's <malloc.h>
-
-def training_memory_format(device: torch.device, dtype: torch.dtype | None, is_image: bool) -> torch.memory_format:
-    """Channels-last for image models on a CPU (any precision) or under reduced precision elsewhere.
-
-    On CUDA, channels-last pays with tensor cores (bf16/fp16); fp32 stays in the default layout.
-    """
-    if is_image and (device.type == "cpu" or dtype is not None):
-        return torch.channels_last
-    return torch.preserve_format
-
 
 @functools.lru_cache(maxsize=None)
 def keep_freed_memory() -> bool:

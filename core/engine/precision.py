@@ -1,14 +1,17 @@
-"""Mixed precision: which autocast dtype to use, and a context manager for it.
+"""One precision policy per run (:class:`PrecisionPolicy`): autocast dtype, memory layout, loss scaling.
 
 ``auto`` picks bf16 autocast where the hardware does bf16 matrix maths fast (CUDA devices that
 support bf16; CPUs with AVX512-BF16 or AMX, where it is several times faster than fp32) and
-fp32 elsewhere. Weights always stay fp32; loss terms compute their reductions in fp32.
+fp32 elsewhere. Weights always stay fp32; fp16 scales the losses (Micikevicius et al. 2018);
+image models use channels-last where that is faster; loss terms receive float32 logits (the
+procedure casts D's outputs once, :meth:`gantk.DiscriminatorOutput.to_float32`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -57,6 +60,44 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def describe(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def training_memory_format(device: torch.device, dtype: torch.dtype | None, is_image: bool) -> torch.memory_format:
+    """Channels-last for image models on a CPU (any precision) or under reduced precision elsewhere.
+
+    On CUDA, channels-last pays with tensor cores (bf16/fp16); fp32 stays in the default layout.
+    """
+    if is_image and (device.type == "cpu" or dtype is not None):
+        return torch.channels_last
+    return torch.preserve_format
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """A run's precision: the autocast dtype (None: fp32), the tensors' memory layout and loss scaling."""
+
+    device: torch.device
+    dtype: torch.dtype | None
+    memory_format: torch.memory_format
+
+    @classmethod
+    def resolve(cls, precision: str, device: torch.device, is_image: bool) -> "PrecisionPolicy":
+        """The policy ``--precision`` asks for on ``device``, for image or vector data."""
+        dtype = resolve_dtype(precision, device)
+        return cls(device, dtype, training_memory_format(device, dtype, is_image))
+
+    @property
+    def name(self) -> str:
+        """fp32, bf16 or fp16."""
+        return describe(self.dtype)
+
+    def autocast(self):
+        """The context a forward pass runs in."""
+        return autocast(self.device, self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A loss scaler: active under fp16, a no-op otherwise."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
 
 
 def backward(loss: Tensor, scaler: torch.amp.GradScaler) -> None:

@@ -16,8 +16,7 @@ from gantk.accel import enable_cpu_kernels
 from gantk.engine.batches import make_batches
 from gantk.engine.build import build_gan, build_generator, make_optimizer
 from gantk.engine.config import TrainConfig
-from gantk.engine.memory import training_memory_format
-from gantk.engine.precision import autocast
+from gantk.engine.precision import PrecisionPolicy
 from gantk.protocols import Batches, ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Registry
 
@@ -25,10 +24,9 @@ from gantk.registry import Registry
 class Setup:
     """The engine's :class:`gantk.TrainingSetup` for one run."""
 
-    def __init__(self, config: TrainConfig, registry: Registry, dataset: Dataset, device: torch.device,
-                 dtype: torch.dtype | None) -> None:
-        self.config, self.registry, self.dataset, self.device, self.dtype = config, registry, dataset, device, dtype
-        self.memory_format = training_memory_format(device, dtype, dataset.spec.is_image)
+    def __init__(self, config: TrainConfig, registry: Registry, dataset: Dataset, precision: PrecisionPolicy) -> None:
+        self.config, self.registry, self.dataset, self.precision = config, registry, dataset, precision
+        self.device, self.dtype, self.memory_format = precision.device, precision.dtype, precision.memory_format
 
     @property
     def spec(self) -> DataSpec:
@@ -61,7 +59,7 @@ class Setup:
         return make_optimizer(self.config.d_optimizer, parameters)
 
     def autocast(self) -> ContextManager[Any]:
-        return autocast(self.device, self.dtype)
+        return self.precision.autocast()
 
     def grad_scaler(self) -> torch.amp.GradScaler:
-        return torch.amp.GradScaler(self.device.type, enabled=self.dtype is torch.float16)
+        return self.precision.grad_scaler()

@@ -39,7 +39,7 @@ from gantk.engine.export import export_generator
 from gantk.engine.memory import keep_freed_memory
 from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError
 from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
-from gantk.engine.precision import describe, resolve_dtype
+from gantk.engine.precision import PrecisionPolicy
 from gantk.engine.progress import TrainingProgress
 from gantk.engine.run_dir import is_main_process, point_latest
 from gantk.engine.sampling import evaluating
@@ -102,13 +102,13 @@ class Trainer:
         self.main = is_main_process()
         torch.manual_seed(config.seed)
         self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.precision, self.device)
         registry = registry or get_registry()
         check_names(config, registry)
         self.dataset = build_dataset(registry, config.dataset, data_root=config.data_root,
                                      image_size=config.image_size, download=config.download,
                                      options=config.dataset_options)
         self.spec = self.dataset.spec
+        self.precision = PrecisionPolicy.resolve(config.precision, self.device, self.spec.is_image)
         if self.device.type == "cpu":
             keep_freed_memory()
         self.procedure = self._build_procedure(registry)
@@ -157,7 +157,7 @@ class Trainer:
 
     def _build_procedure(self, registry: Registry) -> Procedure:
         """The ``--procedure`` plugin, built from this run's setup; checked against the protocol."""
-        setup = Setup(self.config, registry, self.dataset, self.device, self.dtype)
+        setup = Setup(self.config, registry, self.dataset, self.precision)
         entry = registry.get("procedure", self.config.procedure)
         procedure = entry.create(setup, **self.config.procedure_options)
         if not isinstance(procedure, Procedure):
@@ -305,8 +305,8 @@ class Trainer:
         rate = (self.step - first_step) / max(seconds, 1e-9)
         if self.main:
             summary = {"steps": self.step, "seconds": seconds, "steps_per_s": rate,
-                       "precision": describe(self.dtype), "device": str(self.device),
+                       "precision": self.precision.name, "device": str(self.device),
                        "threads": torch.get_num_threads(), **self.last_evaluation}
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             point_latest(self.run_dir)  # only a run that finished becomes runs/latest
-        return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, describe(self.dtype))
+        return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, self.precision.name)
