@@ -105,6 +105,8 @@ class DiscriminatorOutput(NamedTuple):
 
     def to_float32(self) -> "DiscriminatorOutput":
         """Both tensors as float32 (what loss terms receive, whatever the run's precision); a cast stays in the graph."""
+        if self.logits.dtype is torch.float32 and self.features.dtype is torch.float32:
+            return self  # fp32 runs: nothing to cast (this runs several times per step)
         return DiscriminatorOutput(self.logits.to(torch.float32), self.features.to(torch.float32))
 
 

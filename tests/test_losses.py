@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import math
 
@@ -418,7 +420,8 @@ def test_wgan_auto_clips_unless_a_term_penalises_input_gradients(expression, cli
     loss = build_loss(expression, SPEC, {}, gantk.get_registry())
     critic = small_critic()
     before = [p.detach().clone() for p in critic.parameters()]
-    loss.discriminator_loss(d_step(critic_d(critic), torch.randn(4, 3), torch.randn(4, 3), real_grad=True))
+    phase = d_step(critic_d(critic), torch.randn(4, 3), torch.randn(4, 3), real_grad=True)
+    loss.discriminator_loss(dataclasses.replace(phase, needs=loss.needs))  # the procedure passes the loss's needs
     loss.after_discriminator_update(critic)  # after D's update, as the training step does
     if clipped:
         assert max(p.abs().max().item() for p in critic.parameters()) == pytest.approx(0.01)

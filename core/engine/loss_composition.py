@@ -9,7 +9,7 @@ term's unweighted value is also reported on its own (``d/hinge``, ``d/r1``, ``g/
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
@@ -55,8 +55,9 @@ def parse_loss_expression(expression: str) -> list[TermSpec]:
 class CompositeLoss(nn.Module):
     """A weighted sum of loss terms; owns the terms (and so any parameters they train with D).
 
-    Each term sees, in D's phase, the needs of the whole loss (``step.needs``), so that a term can
-    adapt to its partners (``wgan`` stops clipping when a term penalises D's input gradients).
+    Each term sees, in D's phase, the needs of the whole loss (``step.needs``, which the procedure
+    fills from :attr:`needs`), so that a term can adapt to its partners (``wgan`` stops clipping when
+    a term penalises D's input gradients).
     """
 
     def __init__(self, names: list[str], terms: list[LossTerm], weights: list[float]) -> None:
@@ -88,7 +89,6 @@ class CompositeLoss(nn.Module):
         return total, parts
 
     def discriminator_loss(self, step: DiscriminatorPhase) -> tuple[Tensor, dict[str, Tensor]]:
-        step = replace(step, needs=self.needs)
         values = []
         for name, weight, term in zip(self.names, self.weights, self.terms):
             if step.step % term.every:  # lazy regularisation: run every `every` steps, scaled up

@@ -36,8 +36,9 @@ class GanProcedure:
         self.batches = setup.batches()
         self.spec, self.n_critic, self.device = setup.spec, setup.config.n_critic, setup.device
         self.autocast = setup.autocast
-        self.real_grad = "real_grad" in self.loss.needs
-        self.real_in_generator_phase = "real_in_generator_phase" in self.loss.needs
+        self.loss_needs = self.loss.needs  # every term's needs; D's phase hands them to each term
+        self.real_grad = "real_grad" in self.loss_needs
+        self.real_in_generator_phase = "real_in_generator_phase" in self.loss_needs
         self._latest_real: tuple[Tensor, Tensor | None] | None = None  # the last D phase's batch, for G's phase
         self._d_side = [p for p in (*self.discriminator.parameters(), *self.loss.parameters()) if p.requires_grad]
         self.d_scaler, self.g_scaler = setup.grad_scaler(), setup.grad_scaler()
@@ -93,7 +94,8 @@ class GanProcedure:
             real = real.detach().requires_grad_(True)
         with self.autocast():  # D's passes and the terms share one region (and so autocast's cached weight casts)
             context = DiscriminatorPhase(real, fake, real_labels, fake_labels, self._discriminate(real, real_labels),
-                                         self._discriminate(fake, fake_labels), self._discriminate, step)
+                                         self._discriminate(fake, fake_labels), self._discriminate, step,
+                                         needs=self.loss_needs)
             total, parts = self.loss.discriminator_loss(context)
         self.d_optimizer.zero_grad(set_to_none=True)
         backward(total, self.d_scaler)
