@@ -98,7 +98,7 @@ def require_labelled_images(dataset: Dataset, purpose: str = "This metric") -> N
         raise UsageError(
             f"{purpose} needs a labelled data set (images with class labels, such as mnist5k or digits), "
             f"but '{name}' has no class labels. A classifier trained on the real images labels the "
-            "generated ones, so pick a labelled data set (e.g. --data mnist5k), or use a metric that "
+            "generated ones, so pick a labelled data set (e.g. --dataset mnist5k), or use a metric that "
             "needs no labels.")
     if not spec.is_image or min(spec.shape[1:]) < MIN_SIDE:
         raise UsageError(
