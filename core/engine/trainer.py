@@ -196,7 +196,10 @@ class Trainer:
         torch.set_rng_state(extra["rng"]["cpu"])
         if "cuda" in extra["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(extra["rng"]["cuda"], self.device)
-        self.procedure.load_state(extra["procedure"])
+        state = extra.get("procedure", {})
+        if "batches" in extra:  # written before procedures were plugins: the batch order sat beside their state
+            state = {**state, "batches": extra["batches"]}
+        self.procedure.load_state(state)
         self.step = int(extra["step"])
         if self.step >= self.config.steps:
             raise UsageError(f"The run '{self.run_dir}' is already at step {self.step}; give --steps larger than "
