@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 from gantk.completion import KIND_ALIASES, complete_kind, names_of
-from gantk.engine.config import as_flags
-from gantk.errors import UsageError
+from gantk.engine.config import OPTIONS_BY_NAME, TrainConfig, as_flags
+from gantk.errors import GantkError, UsageError
 from gantk.names import close_matches
-from gantk.registry import KINDS, get_registry
+from gantk.registry import KINDS, Entry, get_registry
 
 
 def _resolve_kind(kind: Optional[str]) -> Optional[str]:
@@ -93,9 +93,30 @@ def presets_command(
     """List presets and the training options each one sets (flags given to 'gantk train' override them)."""
     registry = get_registry()
     entries = [registry.get("preset", name)] if name else registry.list("preset")
+    broken = 0
     for entry in entries:
         typer.echo(f"{entry.name}  ({entry.source.label}) {entry.summary}")
-        typer.echo(f"  {as_flags(entry.create())}")
+        try:
+            typer.echo(f"  {as_flags(preset_options(entry))}")
+        except Exception as error:  # noqa: BLE001 - a broken preset is listed as such; the others still list
+            broken += 1
+            reason = str(error) if isinstance(error, GantkError) else f"{type(error).__name__}: {error}"
+            typer.echo(f"  BROKEN: {' '.join(reason.split())}")
+    if broken:
+        typer.echo(f"gantk: {broken} preset(s) are broken (see BROKEN above); fix or uninstall the package that "
+                   "provides them.", err=True)
+        raise typer.Exit(1)
+
+
+def preset_options(entry: Entry) -> dict:
+    """A preset's training options, checked: a dict of 'gantk train' options whose values a config accepts."""
+    options = entry.create()
+    unknown = sorted(set(options) - set(OPTIONS_BY_NAME))
+    if unknown:
+        raise GantkError(f"The preset '{entry.qualified_name}' ({entry.source.label}) sets {', '.join(unknown)}, "
+                         "which 'gantk train' has no option for.")
+    TrainConfig.from_options(options)  # values a run would refuse
+    return options
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -31,5 +31,8 @@ def normalise_package(name: str) -> str:
 
 
 def close_matches(name: str, candidates: list[str], limit: int = 3) -> list[str]:
-    """The few candidates that look most like ``name`` (for "Did you mean" messages)."""
-    return difflib.get_close_matches(name, candidates, n=limit, cutoff=0.5)
+    """The few candidates that look most like ``name`` (for "Did you mean" messages), ignoring case."""
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(candidate.lower(), candidate)
+    return [by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.5)]

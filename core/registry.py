@@ -8,10 +8,12 @@ Every component a user picks by name (built-ins included) comes from a module li
 - ``registry.list("loss", "h*")`` with shell wildcards;
 - unknown names raise :class:`~gantk.errors.UnknownNameError` with close-match suggestions;
 - one name registered by two packages raises :class:`~gantk.errors.AmbiguousNameError` at lookup,
-  naming both packages.
+  naming both packages, unless one of them is gantk itself: a bare name then means gantk's built-in
+  (with a one-time note on stderr), and ``package:name`` picks the other.
 
-A plugin module that fails to import (or whose hook fails) is isolated: one line on stderr, the
-failure is recorded for ``gantk plugins``, and every other plugin keeps working.
+A plugin module that fails to import (or whose hook fails), with any exception but Ctrl-C (a
+``SystemExit`` included), is isolated: one line on stderr, the failure is recorded for
+``gantk plugins``, and every other plugin keeps working.
 ``GANTK_STRICT_PLUGINS=1`` turns such a failure into an exception.
 """
 
@@ -46,6 +48,8 @@ KIND_HOOKS: dict[str, str] = {
 }
 KINDS = tuple(KIND_HOOKS)
 ENTRY_POINT_GROUP = "gantk"
+#: The package of gantk's own plugins: its names win over a third-party package's same name.
+BUILTIN_PACKAGE = "gantk"
 STRICT_ENV = "GANTK_STRICT_PLUGINS"
 
 
@@ -95,16 +99,19 @@ class Entry:
         return f"{self.source.package}:{self.name}"
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the factory; an option it does not take is a usage error listing the ones it does.
+        """Call the factory and check what it returns (:data:`~gantk.factories.RESULT_CHECKS`).
+
+        An option the factory does not take is a usage error listing the ones it does; a result of the
+        wrong kind is an error naming this plugin.
 
         While the factory runs, :func:`current_registry` is the registry this entry came from, so a
         factory that looks other plugins up by name (an architecture its conditioning) uses it too.
         """
-        from gantk.factories import call_factory
+        from gantk.factories import call_factory, check_result
 
         token = _building_with.set(self.registry) if self.registry is not None else None
         try:
-            return call_factory(self.kind, self.name, self.factory, *args, **kwargs)
+            return check_result(self, call_factory(self.kind, self.name, self.factory, *args, **kwargs))
         finally:
             if token is not None:
                 _building_with.reset(token)
@@ -147,6 +154,7 @@ class Registry:
         self._loaded: dict[str, _Loaded] = {}
         self.failures: list[PluginFailure] = []
         self._entries: dict[str, list[Entry]] | None = None
+        self._noted: set[tuple[str, str]] = set()  # (kind, name) of built-ins whose shadowing was noted
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -168,7 +176,9 @@ class Registry:
             return
         try:
             plugin = entry_point.load()
-        except Exception as exc:  # noqa: BLE001 - any import failure is isolated
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any import failure is isolated, SystemExit too
             self._fail(source, "import", exc)
             return
         self.add_plugin(plugin, source, key=key)
@@ -186,7 +196,9 @@ class Registry:
             key = f"{key}#{len(self._loaded)}"
         try:
             self.plugin_manager.register(plugin, name=key)
-        except Exception as exc:  # noqa: BLE001 - a hook with wrong arguments, for example
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a hook with wrong arguments, for example
             self._fail(source, "validate", exc)
             return
         unknown = [
@@ -205,7 +217,8 @@ class Registry:
         self._entries = None
 
     def _fail(self, source: PluginSource, stage: str, exc: BaseException) -> None:
-        failure = PluginFailure(source, stage, f"{type(exc).__name__}: {exc}")
+        detail = " ".join(str(exc).split())  # one line, whatever the exception's message
+        failure = PluginFailure(source, stage, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
         if _strict():
             raise PluginLoadError(
                 f"gantk: {failure.describe()}. {STRICT_ENV} is set, so this is an error; "
@@ -215,20 +228,26 @@ class Registry:
         print(f"gantk: {failure.describe()} (other plugins still work)", file=sys.stderr)
 
     # --------------------------------------------------------------- collection
-    def call_hook(self, hook_name: str, arguments_for: Callable[[PluginSource], dict[str, Any]]) -> None:
-        """Call one hook on every plugin in turn, isolating a plugin whose hook raises.
+    def call_hook(self, hook_name: str, arguments_for: Callable[[PluginSource], dict[str, Any]],
+                  after: Callable[[PluginSource], None] | None = None) -> None:
+        """Call one hook on every plugin in turn, isolating a plugin whose hook raises (anything but Ctrl-C).
 
         ``arguments_for(source)`` gives the keyword arguments for the plugin from ``source``
-        (so that ``register`` can record which package registered each name).
+        (so that ``register`` can record which package registered each name); ``after(source)``, if
+        given, runs after each plugin's hook, whether it returned or failed.
         """
         caller = getattr(self.plugin_manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # pluggy lists them last-registered first
+        for impl in reversed(caller.get_hookimpls()):  # in the order pluggy calls them: last-registered first
             source = self._loaded[impl.plugin_name].source
             arguments = {k: v for k, v in arguments_for(source).items() if k in impl.argnames}
             try:
                 impl.function(**arguments)
-            except Exception as exc:  # noqa: BLE001 - isolate the failing plugin
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - isolate the failing plugin, SystemExit too
                 self._fail(source, hook_name, exc)
+            if after is not None:
+                after(source)
 
     def _collect(self) -> dict[str, list[Entry]]:
         if self._entries is not None:
@@ -262,12 +281,26 @@ class Registry:
             return found[0]
         if not found:
             raise self._unknown(kind, name, package, candidates)
+        builtins = [e for e in found if e.source.package == BUILTIN_PACKAGE]
+        if len(builtins) == 1:  # a third-party package shadows a built-in: the bare name keeps meaning gantk's
+            self._note_shadowed(kind, bare, [e for e in found if e is not builtins[0]])
+            return builtins[0]
         choices = " or ".join(f"'{e.qualified_name}'" for e in found)
         providers = " and ".join(f"{e.source.label} ({e.source.module})" for e in found)
         raise AmbiguousNameError(
             f"The {kind} name '{bare}' is registered by more than one plugin package: {providers}. "
             f"Pick one by qualifying the name with its package, e.g. {choices}, or uninstall one of them."
         )
+
+    def _note_shadowed(self, kind: str, bare: str, others: list[Entry]) -> None:
+        """Say once per registry that ``bare`` also comes from other packages, and how to pick theirs."""
+        if (kind, bare) in self._noted:
+            return
+        self._noted.add((kind, bare))
+        packages = ", ".join(sorted({e.source.package for e in others}))
+        theirs = " or ".join(sorted({e.qualified_name for e in others}))
+        print(f"gantk: note: the {kind} '{bare}' also comes from package {packages}; using gantk's; write {theirs} "
+              "for theirs.", file=sys.stderr)
 
     def _unknown(self, kind: str, name: str, package: str, candidates: list[Entry]) -> UnknownNameError:
         names = sorted({e.name for e in candidates} | {a for e in candidates for a in e.aliases})

@@ -16,25 +16,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from gantk.errors import GantkError, UsageError
+from gantk.errors import UsageError
 from gantk.protocols import Dataset, Metric
 from gantk.registry import Registry
 
 def build_metrics(names: Sequence[str], registry: Registry, options: dict[str, dict[str, Any]] | None = None
                   ) -> dict[str, Metric]:
-    """The named metric plugins, each checked against the :class:`gantk.protocols.Metric` protocol."""
-    metrics = {}
-    for name in names:
-        entry = registry.get("metric", name)
-        metric = entry.create(**(options or {}).get(name, {}))
-        if not isinstance(metric, Metric):
-            missing = [a for a in ("lower_is_better", "default_for_conditional", "shares_features", "protocol")
-                       if not hasattr(metric, a)]
-            raise GantkError(f"The metric plugin '{entry.qualified_name}' ({entry.source.label}) returned a "
-                             f"{type(metric).__name__} without {', '.join(missing) or 'a __call__'}; it is not a "
-                             "gantk.Metric. The plugin is broken: report it to its authors.")
-        metrics[name] = metric
-    return metrics
+    """The named metric plugins (``Entry.create`` checks each against the :class:`gantk.protocols.Metric` protocol)."""
+    return {name: registry.get("metric", name).create(**(options or {}).get(name, {})) for name in names}
 
 
 def metric_names_for(requested: Sequence[str], conditional: bool, registry: Registry) -> list[str]:
