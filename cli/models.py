@@ -20,20 +20,26 @@ def sample_command(
     labels: Optional[str] = typer.Option(None, help="'all': a grid with one row per class (--n in total)."),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+    max_memory: Optional[str] = typer.Option(None, help="Refuse samples (and a generator) needing more memory than "
+                                             "this, e.g. 8G or 512M.  [default: the memory available]"),
 ) -> None:
     """Draw samples from a trained generator."""
     from gantk.engine.export import load_generator
-    from gantk.engine.sampling import class_labels, draw, resolve_model
+    from gantk.engine.sampling import SAMPLES_FIX, class_labels, draw, resolve_model
+    from gantk.memory_budget import allocation_failures_reported, limited
     from gantk.plugins.tools.pictures import write_samples
 
     if n < 1:
         raise UsageError(f"--n must be at least 1, got {n}.")
     if labels not in (None, "all"):
         raise UsageError(f"--labels takes 'all' (a grid with one row per class), got '{labels}'. For one class use --label K.")
-    generator = load_generator(resolve_model(model, runs_dir), device=device)
-    class_ids, row = class_labels(generator, n, label, labels == "all")
-    samples = draw(generator, len(class_ids) if class_ids is not None else n, seed=seed, labels=class_ids, device=device)
-    written = write_samples(samples, class_ids, generator.spec, out, nrow=row)
+    with limited(max_memory):
+        generator = load_generator(resolve_model(model, runs_dir), device=device)
+        class_ids, row = class_labels(generator, n, label, labels == "all")
+        count = len(class_ids) if class_ids is not None else n
+        samples = draw(generator, count, seed=seed, labels=class_ids, device=device)
+        with allocation_failures_reported(f"Writing {count:,} samples to '{out}'", SAMPLES_FIX):
+            written = write_samples(samples, class_ids, generator.spec, out, nrow=row)
     n = samples.shape[0]
     typer.echo(f"Wrote {n} samples to {written}")
 

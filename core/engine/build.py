@@ -4,21 +4,25 @@ Procedures call these through their :class:`gantk.engine.setup.Setup`.
 
 Every check that can fail before training does so here, with a message that says what works:
 unknown names, options a plugin does not take, sizes an architecture cannot build, loss terms
-that need labels the data set lacks.
+that need labels the data set lacks, and a run that cannot fit in memory (estimated from the
+networks built on the meta device first, before anything real is allocated).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from typing import Any, Iterable
 
 import torch
 from torch import nn
 
+from gantk import memory_budget
 from gantk.engine.config import OptimizerConfig, TrainConfig
+from gantk.engine.footprint import measure, meta_tensor, on_meta
 from gantk.errors import GantkError, UsageError
-from gantk.engine.loss_composition import CompositeLoss, build_loss, parse_loss_expression
+from gantk.engine.loss_composition import build_loss, parse_loss_expression
 from gantk.protocols import ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Entry, Registry
 
@@ -52,10 +56,12 @@ def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, A
 
 
 def build_dataset(registry: Registry, name: str, *, data_root: str | None, image_size: int | None,
-                  download: bool, options: dict[str, Any]) -> Dataset:
-    """A data set plugin called with the engine's options and its own ``options``."""
-    return registry.get("dataset", name).create(data_root=data_root, image_size=image_size, download=download,
-                                                **options)
+                  download: bool, options: dict[str, Any], max_memory: int | str | None = None) -> Dataset:
+    """A data set plugin called with the engine's options and its own ``options``; the arrays it makes are
+    checked against ``max_memory`` (``--max-memory``) as well as the memory available."""
+    with memory_budget.limited(max_memory):
+        return registry.get("dataset", name).create(data_root=data_root, image_size=image_size, download=download,
+                                                    **options)
 
 
 def check_names(config: TrainConfig, registry: Registry) -> None:
@@ -68,13 +74,59 @@ def check_names(config: TrainConfig, registry: Registry) -> None:
         registry.get("loss", term.name)
 
 
+#: Copies of each trained parameter in memory: the weights, their gradients and Adam's two moments.
+TRAINING_COPIES = 4
+#: What to lower when a run does not fit.
+TRAINING_FIX = ("Lower --batch-size, --image-size or --num-samples, or make the networks smaller (-G/-D options "
+                "such as width or z_dim); --max-memory sets a lower limit than the machine's.")
+
+
+def check_training_memory(config: TrainConfig, spec: DataSpec, generator: nn.Module,
+                          discriminator: nn.Module | None = None) -> None:
+    """Refuse a run whose networks, one batch of activations and the sample pictures do not fit in memory
+    (or in ``--max-memory``).
+
+    ``generator`` and ``discriminator`` are built on the meta device; one forward pass of a batch through
+    each (also on meta) gives the activations training keeps for the backward pass.
+    """
+    batch, z_dim = config.batch_size, int(generator.z_dim)
+    labels = meta_tensor(batch, dtype=torch.long) if spec.labelled else None
+    g = measure(generator, meta_tensor(batch, z_dim), labels if generator.conditional else None)
+    weights = TRAINING_COPIES * g.parameters + (g.parameters if config.ema else 0)
+    activations = (g.activations or 0) + 4 * batch * math.prod(spec.shape)  # G's, and a batch of real data
+    if discriminator is not None:
+        d = measure(discriminator, meta_tensor(batch, *spec.shape), labels if discriminator.conditional else None)
+        weights += TRAINING_COPIES * d.parameters
+        activations += 2 * (d.activations or 0)  # a real and a fake batch
+    count = config.num_samples  # the fixed noise of the sample pictures, drawn in one pass
+    pictures = 4 * count * (z_dim + math.prod(spec.shape)) + 2 * (g.largest or 0) * count // batch
+    parts = [f"{memory_budget.format_size(weights)} for the networks' weights, gradients and optimizer state"]
+    if g.activations is not None:
+        parts.append(f"{memory_budget.format_size(activations)} of activations for a batch of {batch:,}")
+    parts.append(f"{memory_budget.format_size(pictures)} for {count:,} sample pictures (--num-samples)")
+    with memory_budget.limited(config.max_memory):
+        memory_budget.check_fits(weights + activations + pictures,
+                                 f"This run ({', '.join(parts)})", TRAINING_FIX, _device_budget(config.device))
+
+
+def _device_budget(device: str) -> str | None:
+    """The device whose memory a run uses, for the budget: a CUDA device, or None for host memory."""
+    resolved = resolve_device(device)
+    return str(resolved) if resolved.type == "cuda" else None
+
+
 def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> tuple[nn.Module, ComponentRecord]:
-    """The generator named by ``config.gen`` with its options (on the CPU)."""
-    return _build_network(registry.get("generator", config.gen), "generator", spec, dict(config.gen_options))
+    """The generator named by ``config.gen`` with its options (on the CPU), once its memory was checked."""
+    entry, options = registry.get("generator", config.gen), dict(config.gen_options)
+    skeleton = on_meta(lambda: _build_network(entry, "generator", spec, options)[0])
+    if skeleton is not None:
+        check_training_memory(config, spec, skeleton)
+    return _build_network(entry, "generator", spec, options)
 
 
 def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNetworks:
-    """G, D and the composite loss for ``config`` (on the CPU; the caller moves them)."""
+    """G, D and the composite loss for ``config`` (on the CPU; the caller moves them), once their memory was
+    checked."""
     generator_entry = registry.get("generator", config.gen)
     discriminator_entry = registry.get("discriminator", config.disc)
     loss = build_loss(config.loss, spec, config.loss_options, registry)
@@ -86,6 +138,10 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
         for entry, options in ((generator_entry, gen_options), (discriminator_entry, disc_options)):
             if "conditioning" in inspect.signature(entry.factory).parameters:
                 options.setdefault("conditioning", "auto")
+    skeletons = on_meta(lambda: (_build_network(generator_entry, "generator", spec, gen_options)[0],
+                                 _build_network(discriminator_entry, "discriminator", spec, disc_options)[0]))
+    if skeletons is not None:
+        check_training_memory(config, spec, *skeletons)
     generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options)
     if label_terms and spec.labelled and not generator.conditional:
         raise UsageError(

@@ -5,13 +5,19 @@ Writing samples to pictures or raw arrays is the pictures tool's (:mod:`gantk.pl
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
+from gantk import memory_budget
 from gantk.errors import GantkError, UsageError
+
+#: What to lower when samples do not fit.
+SAMPLES_FIX = ("Ask for fewer samples (gantk sample --n, a metric's sample count), or draw them in several runs "
+               "with different --seed values.")
 
 
 @contextlib.contextmanager
@@ -25,19 +31,33 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
+def check_samples_fit(generator: nn.Module, n: int) -> None:
+    """Refuse ``n`` samples whose latents, labels and values (float32, from the generator's ``spec``) do not fit."""
+    spec = getattr(generator, "spec", None)
+    values = math.prod(spec.shape) if spec is not None else 0
+    memory_budget.check_fits(n * (4 * (int(generator.z_dim) + values) + 8), f"Drawing {n:,} samples", SAMPLES_FIX)
+
+
 @torch.no_grad()
 def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = None, batch_size: int = 256,
          device: str | torch.device = "cpu") -> Tensor:
     """``n`` samples from ``generator`` in eval mode, with latents from a generator seeded by ``seed``
-    (same seed, same samples)."""
+    (same seed, same samples).
+
+    ``n`` is checked against the memory budget first; the samples are drawn ``batch_size`` at a time
+    into one preallocated tensor."""
+    check_samples_fit(generator, n)
     noise = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.z_dim, generator=noise)
-    chunks = []
-    with evaluating(generator):
+    samples: Tensor | None = None
+    with evaluating(generator), memory_budget.allocation_failures_reported(f"Drawing {n:,} samples", SAMPLES_FIX):
+        z = torch.randn(n, generator.z_dim, generator=noise)
         for start in range(0, n, batch_size):
             y = labels[start:start + batch_size].to(device) if labels is not None else None
-            chunks.append(generator(z[start:start + batch_size].to(device), y).float().cpu())
-    return torch.cat(chunks) if chunks else torch.empty(0)
+            chunk = generator(z[start:start + batch_size].to(device), y).float().cpu()
+            if samples is None:
+                samples = torch.empty((n, *chunk.shape[1:]), dtype=chunk.dtype)
+            samples[start:start + chunk.shape[0]] = chunk
+    return samples if samples is not None else torch.empty(0)
 
 
 def class_labels(generator: nn.Module, n: int, label: int | None, all_labels: bool) -> tuple[Tensor | None, int | None]:
@@ -49,6 +69,7 @@ def class_labels(generator: nn.Module, n: int, label: int | None, all_labels: bo
         raise UsageError(f"--label/--labels need a class-conditional generator, but this "
                          f"'{generator.__class__.__name__}' ignores labels (it was trained unconditionally). Drop "
                          "them, or train a conditional model (e.g. gantk train --loss ns+ac).")
+    check_samples_fit(generator, n)
     if all_labels:
         per_class = max(1, n // classes)
         return torch.arange(classes).repeat_interleave(per_class), per_class

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 import gantk
+from gantk.memory_budget import check_fits
 from gantk.options import positive_int
 from gantk.protocols import DataSpec, Dataset
 
@@ -47,8 +48,16 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def _point_count(name: str, num_samples: Any) -> int:
-    return positive_int(f"data set '{name}'", "num_samples", num_samples, hint="a number of points")
+#: Bytes per point while a mixture is drawn, besides its float32 values: the mode indices (int64, four arrays).
+_INDEX_BYTES_PER_POINT = 32
+
+
+def _point_count(name: str, num_samples: Any, dims: int) -> int:
+    """``num_samples`` as a positive int whose points fit in memory."""
+    count = positive_int(f"data set '{name}'", "num_samples", num_samples, hint="a number of points")
+    check_fits(count * (_INDEX_BYTES_PER_POINT + 3 * 4 * dims), f"The data set '{name}' with num_samples={count:,}",
+               f"Lower it (-O num_samples=N; the default is {NUM_SAMPLES:,}).")
+    return count
 
 
 def sample_mixture(modes: Tensor, std: float, num_samples: int, seed: int) -> Tensor:
@@ -67,7 +76,7 @@ def _vectors(name: str, samples: Tensor, description: str, modes: Tensor | None 
 def load_ring8(*, data_root=None, image_size=None, download: bool = False,
                num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """8 Gaussians on the unit circle at angles 2πi/8, std 0.01 (PacGAN's ring benchmark)."""
-    num_samples = _point_count("ring8", num_samples)
+    num_samples = _point_count("ring8", num_samples, 2)
     return _vectors("ring8", sample_mixture(ring8_modes(), RING8_STD, num_samples, seed),
                     f"{num_samples:,} points from 8 Gaussians on the unit circle (std {RING8_STD}), seed {seed}",
                     modes=ring8_modes())
@@ -76,7 +85,7 @@ def load_ring8(*, data_root=None, image_size=None, download: bool = False,
 def load_grid25(*, data_root=None, image_size=None, download: bool = False,
                 num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """25 Gaussians on the grid {-4,-2,0,2,4}², std 0.05 (PacGAN's grid benchmark)."""
-    num_samples = _point_count("grid25", num_samples)
+    num_samples = _point_count("grid25", num_samples, 2)
     return _vectors("grid25", sample_mixture(grid25_modes(), GRID25_STD, num_samples, seed),
                     f"{num_samples:,} points from 25 Gaussians on {{-4,-2,0,2,4}}² (std {GRID25_STD}), seed {seed}",
                     modes=grid25_modes())
@@ -85,7 +94,7 @@ def load_grid25(*, data_root=None, image_size=None, download: bool = False,
 def load_normal1d(*, data_root=None, image_size=None, download: bool = False,
                   num_samples: int = NUM_SAMPLES, seed: int = SEED) -> Dataset:
     """N(0, 1) in one dimension: the 1-D toy GAN's target."""
-    num_samples = _point_count("normal1d", num_samples)
+    num_samples = _point_count("normal1d", num_samples, 1)
     samples = torch.randn(num_samples, 1, generator=_generator(seed))
     return _vectors("normal1d", samples, f"{num_samples:,} draws of N(0, 1), seed {seed}")
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 import gantk
+from gantk.engine.sampling import check_samples_fit, class_labels
 from gantk.errors import UsageError
 from gantk.plugins.tools.pictures import pyplot, save_figure
 
@@ -53,8 +54,6 @@ def latent_path(z_dim: int, steps: int, seed: int) -> Tensor:
 # ------------------------------------------------------------------ interpolation pictures
 def interpolation_labels(generator: nn.Module, steps: int, label: int | None) -> tuple[Tensor | None, int]:
     """Labels for the frames (row-major) and the number of rows: one row per class, or of ``label``."""
-    from gantk.engine.sampling import class_labels
-
     if label is not None or not generator.conditional:
         labels, _ = class_labels(generator, steps, label, False)  # checks the label fits this generator
         return labels, 1
@@ -69,6 +68,7 @@ def interpolate(generator: nn.Module, *, steps: int = INTERPOLATION_STEPS, seed:
     """The frames (rows × steps, *shape), their labels and the row count, from one latent path."""
     if steps < 2:
         raise UsageError(f"--steps must be at least 2 (the two end points), got {steps}.")
+    check_samples_fit(generator, steps * (MAX_CLASS_ROWS if generator.conditional and label is None else 1))
     labels, rows = interpolation_labels(generator, steps, label)
     z = latent_path(generator.z_dim, steps, seed).float().repeat(rows, 1)  # the same path in every row
     y = labels.to(device) if labels is not None else None
