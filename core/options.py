@@ -22,7 +22,11 @@ from gantk.names import close_matches
 
 
 def parse_value(text: str) -> Any:
-    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True, ``"none"`` → None, ``"128,256"`` → (128, 256), else the text."""
+    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True, ``"none"`` → None, ``"128,256"`` → (128, 256), else the text.
+
+    A whole number in scientific notation is an int when the float it reads as is that number exactly
+    (``"1e6"`` → 1000000); otherwise (``"1e-3"``, ``"2.5e3"``, ``"1e23"``, ``"inf"``) it stays a float.
+    """
     lowered = text.strip().lower()
     if lowered in ("true", "yes", "on"):
         return True
@@ -34,10 +38,20 @@ def parse_value(text: str) -> Any:
         return tuple(parse_value(part) for part in text.split(",") if part.strip())
     for convert in (int, float):
         try:
-            return convert(text)
+            value = convert(text)
         except ValueError:
-            pass
+            continue
+        return _exact_int(lowered, value) if isinstance(value, float) else value
     return text
+
+
+def _exact_int(text: str, value: float) -> float | int:
+    """``value`` as an int when ``text`` writes a whole number as mantissa and exponent and the float is exact."""
+    mantissa, e, exponent = text.partition("e")
+    if not (e and mantissa.lstrip("+-").isdigit() and exponent.lstrip("+").isdigit() and value.is_integer()):
+        return value
+    exact = int(mantissa) * 10 ** int(exponent)
+    return exact if exact == value else value
 
 
 TRUE_WORDS = ("true", "yes", "on", "1")

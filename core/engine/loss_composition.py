@@ -4,10 +4,15 @@ Grammar: ``term ('+' term)*`` with ``term = [number '*'] name``; ``name`` may be
 ``package:name``. A term without a number takes its own ``default_weight`` (``gp`` and ``r1``
 default to 10). The discriminator minimises ``Σ wᵢ·Lᴰᵢ`` and the generator ``Σ wᵢ·Lᴳᵢ``; every
 term's unweighted value is also reported on its own (``d/hinge``, ``d/r1``, ``g/hinge``).
+
+Every weight is a finite number > 0. A weight of 0 would keep a term that does nothing, and a
+negative one would turn its objective around (a penalty that rewards, a loss that trains
+against itself); both are refused, and so are infinities and NaN.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +20,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from gantk.errors import UsageError
-from gantk.factories import call_factory
 from gantk.protocols import DataSpec, DiscriminatorPhase, GeneratorPhase, LossTerm, describe_needs
 
-_TERM = re.compile(r"^\s*(?:(?P<weight>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<name>[A-Za-z0-9_.:-]+)\s*$")
+_TERM = re.compile(r"^\s*(?:(?P<weight>[^*\s]+)\s*\*\s*)?(?P<name>[A-Za-z0-9_.:-]+)\s*$")
+_SYNTAX = ("Write terms joined by '+', each optionally weighted as NUMBER*NAME, e.g. 'hinge', 'hinge+0.5*r1' or "
+           "'wgan+10*gp'.")
 
 
 @dataclass(frozen=True)
@@ -39,17 +45,39 @@ def parse_loss_expression(expression: str) -> list[TermSpec]:
     for part in expression.split("+"):
         match = _TERM.match(part)
         if not match:
-            raise UsageError(
-                f"Cannot read the loss expression '{expression}' (at '{part.strip()}'). Write terms joined by "
-                "'+', each optionally weighted as NUMBER*NAME, e.g. 'hinge', 'hinge+0.5*r1' or 'wgan+10*gp'.")
+            raise UsageError(f"Cannot read the loss expression '{expression}' (at '{part.strip()}'). {_SYNTAX}")
         weight = match.group("weight")
-        terms.append(TermSpec(match.group("name"), float(weight) if weight is not None else None))
+        terms.append(TermSpec(match.group("name"), None if weight is None else read_weight(weight, expression)))
     names = [t.bare_name for t in terms]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UsageError(f"The loss expression '{expression}' names {', '.join(repeated)} more than once; "
                          "give each term once with its total weight.")
     return terms
+
+
+def read_weight(text: str, expression: str) -> float:
+    """A term's weight as written in ``expression``: a finite number > 0, else a usage error saying why."""
+    try:
+        weight = float(text)
+    except ValueError:
+        raise UsageError(f"Cannot read the weight '{text}' in the loss expression '{expression}'. {_SYNTAX}") from None
+    problem = check_weight(weight)
+    if problem:
+        raise UsageError(f"The weight {text} in the loss expression '{expression}' {problem}")
+    return weight
+
+
+def check_weight(weight: float) -> str | None:
+    """What is wrong with a term's weight (the end of a sentence), or None when it is a finite number > 0."""
+    if not math.isfinite(weight):
+        return "is not a finite number; give each weight as a finite number > 0, e.g. 'hinge+0.5*r1'."
+    if weight == 0:
+        return "is 0, and a weight of 0 switches the term off; drop it from --loss."
+    if weight < 0:
+        return ("is negative, which would turn the term's objective around; weights must be > 0 (to weaken a "
+                "term, give it a small weight such as 0.1).")
+    return None
 
 
 class CompositeLoss(nn.Module):
@@ -120,16 +148,19 @@ def build_loss(expression: str, spec: DataSpec, options: dict[str, dict[str, Any
     terms, weights = [], []
     for term_spec in specs:
         entry = registry.get("loss", term_spec.name)
-        term = call_factory("loss", entry.name, entry.factory, spec, **options.get(term_spec.bare_name, {}))
-        if not isinstance(term, LossTerm):
-            raise UsageError(f"The loss plugin '{entry.qualified_name}' returned {type(term).__name__}, not a "
-                             "gantk.LossTerm; the plugin is broken, report it to its authors.")
+        term = entry.create(spec, **options.get(term_spec.bare_name, {}))  # checked to be a LossTerm
         if "labels" in term.needs and not spec.labelled:
             raise UsageError(
                 f"The loss term '{entry.name}' needs {describe_needs(frozenset({'labels'}))}, but the data set "
                 f"'{spec.name}' has no labels. Use a labelled data set (e.g. --dataset mnist5k) or drop the term.")
+        weight = term_spec.weight if term_spec.weight is not None else term.default_weight
+        problem = check_weight(float(weight))
+        if problem:
+            raise UsageError(f"The loss plugin '{entry.qualified_name}' declares default_weight {weight}, which "
+                             f"{problem} Give the term an explicit weight (e.g. '1*{term_spec.bare_name}'), or report "
+                             "the plugin to its authors.")
         terms.append(term)
-        weights.append(term_spec.weight if term_spec.weight is not None else term.default_weight)
+        weights.append(weight)
     if all(term.auxiliary for term in terms):
         names = ", ".join(t.bare_name for t in specs)
         raise UsageError(f"The loss '{expression}' has no adversarial term: {names} only add to one (regularisers, "

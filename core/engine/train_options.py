@@ -10,12 +10,14 @@ the resume rule, the preset overrides and :func:`gantk.engine.config.as_flags` a
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Union, get_args, get_origin
 
 from gantk.errors import UsageError
-from gantk.options import parse_assignments, parse_term_assignments, parse_value
+from gantk.options import number_in, parse_assignments, parse_term_assignments, parse_value
 
 #: The key of a field's metadata that holds its :class:`CliOption`.
 CLI = "gantk_cli"
@@ -26,6 +28,26 @@ def value_text(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(value_text(v) for v in value)
     return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# --------------------------------------------------------------------------- checks of optimizer values
+def learning_rate(value: Any, name: str) -> float:
+    """``value`` as a learning rate: a finite number > 0; a usage error naming ``name`` (the flag) otherwise."""
+    number = value if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise UsageError(f"{name} must be a finite number > 0 (a learning rate such as 2e-4), got {value_text(value)}.")
+    return float(number)
+
+
+def betas(value: Any, name: str) -> tuple[float, float]:
+    """``value`` as Adam's (β₁, β₂): two numbers, each in [0, 1); a usage error naming ``name`` otherwise."""
+    pair = isinstance(value, (tuple, list)) and len(value) == 2
+    if not pair or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        raise UsageError(f"{name} takes two numbers separated by a comma, e.g. 0.5,0.999; got '{value_text(value)}'.")
+    if not all(0.0 <= v < 1.0 for v in value):  # NaN fails too
+        raise UsageError(f"{name} must be two numbers each in [0, 1) (Adam's β₁ and β₂, e.g. 0.5,0.999; β₁ is SGD's "
+                         f"momentum), got {value_text(value)}.")
+    return float(value[0]), float(value[1])
 
 
 # --------------------------------------------------------------------------- codecs: text <-> value
@@ -104,18 +126,25 @@ class Names(Codec):
         return value_text(default) or "none"
 
 
+class LearningRate(Codec):
+    """A finite number > 0 (``2e-4``)."""
+
+    typer_type = Optional[float]
+
+    def parse(self, raw: Any, flag: str) -> Any:
+        return learning_rate(raw, flag)
+
+
 class Betas(Codec):
-    """Two numbers separated by a comma (``0.5,0.999``)."""
+    """Two numbers separated by a comma, each in [0, 1) (``0.5,0.999``)."""
 
     def parse(self, raw: Any, flag: str) -> Any:
         value = parse_value(raw)
-        if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
-            raise UsageError(f"{flag} takes two numbers separated by a comma, e.g. 0.5,0.999; got '{raw}'.")
-        return tuple(float(v) for v in value)
+        return betas(value if isinstance(value, tuple) else raw, flag)
 
 
 class DecayOrOff(Codec):
-    """A decay such as ``0.999``, or ``off`` (None)."""
+    """A decay in (0, 1) such as ``0.999``, or ``off`` (None)."""
 
     def parse(self, raw: Any, flag: str) -> Any:
         value = parse_value(raw)
@@ -123,7 +152,7 @@ class DecayOrOff(Codec):
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{flag} takes a decay such as 0.999, or 'off'; got '{raw}'.")
-        return float(value)
+        return number_in("", flag, value, above=0.0, below=1.0, what="a decay", hint="such as 0.999, or 'off'")
 
     def flags(self, flag: str, value: Any) -> list[str]:
         return [f"{flag} off" if value is None else f"{flag} {value_text(value)}"]
@@ -132,8 +161,8 @@ class DecayOrOff(Codec):
         return "off" if default is None else value_text(default)
 
 
-SWITCH, ASSIGNMENTS, TERM_ASSIGNMENTS, NAMES, BETAS, DECAY_OR_OFF = (
-    Switch(), Assignments(), TermAssignments(), Names(), Betas(), DecayOrOff())
+SWITCH, ASSIGNMENTS, TERM_ASSIGNMENTS, NAMES, LEARNING_RATE, BETAS, DECAY_OR_OFF = (
+    Switch(), Assignments(), TermAssignments(), Names(), LearningRate(), Betas(), DecayOrOff())
 
 
 def codec_for(annotation: Any) -> Codec:

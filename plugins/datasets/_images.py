@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gantk.errors import GantkError
+from gantk.memory_budget import check_fits
 from gantk.options import positive_int
 from gantk.protocols import DataSpec, Dataset
 
@@ -66,9 +67,20 @@ def require_folder(name: str, data_root: str | Path | None, needs: str, todo: st
         raise GantkError(f"The data set '{name}' reads {needs} from a folder, and no folder was given. {todo}")
     root = Path(data_root).expanduser()
     if not root.is_dir():
-        raise GantkError(f"The data set '{name}' reads {needs} from a folder, but '{root}' "
-                         f"{'is not a folder' if root.exists() else 'does not exist'}. {todo}")
+        raise GantkError(f"The data set '{name}' reads {needs} from a folder, but '{root}' {_not_a_folder(root)}. "
+                         f"{todo}")
     return root
+
+
+def _not_a_folder(path: Path) -> str:
+    """Why ``path``, which is not a folder, is not one: missing, a broken link or loop, unreachable, or a file."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return "is a symbolic link to nothing" if path.is_symlink() else "does not exist"
+    except OSError as error:  # a symbolic-link loop, a folder above it that may not be entered, ...
+        return f"cannot be opened ({error.strerror})"
+    return "is not a folder"
 
 
 def to_signed_unit(pixels: Tensor, max_value: float) -> Tensor:
@@ -84,10 +96,21 @@ def resize_square(images: Tensor, size: int | None) -> Tensor:
     return resized.clamp_(-1.0, 1.0)
 
 
+def check_images_fit(name: str, shape: Sequence[int], image_size: int | None) -> None:
+    """Refuse a data set whose float32 images (and their resized copy) would not fit in memory."""
+    count, channels, height, width = shape
+    sides = [height * width] + ([image_size * image_size] if image_size is not None else [])
+    size = f"{image_size}x{image_size}" if image_size is not None else f"{height}x{width}"
+    check_fits(4 * count * channels * sum(sides), f"The data set '{name}' ({count:,} images at {size})",
+               "Use a smaller --image-size (or none, to keep the data set's own size).")
+
+
 def image_dataset(name: str, pixels: Tensor, max_value: float, labels: Tensor | None,
                   class_names: Sequence[str], image_size: int | None, description: str) -> Dataset:
     """A :class:`Dataset` of images from raw (N, C, H, W) pixels in [0, max_value] and int labels."""
-    images = resize_square(to_signed_unit(pixels, max_value), check_image_size(image_size))
+    image_size = check_image_size(image_size)
+    check_images_fit(name, pixels.shape, image_size)
+    images = resize_square(to_signed_unit(pixels, max_value), image_size)
     if labels is not None:
         labels = labels.to(torch.int64)
     spec = DataSpec(tuple(images.shape[1:]), len(class_names) if labels is not None else 0, name)

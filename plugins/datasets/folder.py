@@ -9,13 +9,15 @@ Layout and decisions:
   (``num_classes`` 0, labels None). Loose images beside class subfolders are an error (they would
   have no class), not silently skipped.
 - Files and folders whose names start with "." are skipped, and so are files whose suffix is not
-  one of :data:`IMAGE_SUFFIXES` (a README, say). An image PIL cannot read is an error naming it.
+  one of :data:`IMAGE_SUFFIXES` (a README, say). An image PIL cannot read, or one whose header claims
+  more pixels than PIL decodes safely (a decompression bomb), is an error naming it.
 - ``image_size`` N: each image's shorter side is resized to N (antialiased bilinear) and the centre
   N×N is cropped. Without it every image must share one size, which is kept (even if not square).
 - ``channels`` 1 or 3; by default 1 when every image is grayscale (PIL modes 1, L, LA, I, I;16
   or a palette of grays), else 3. Colour to gray uses PIL's ITU-R 601-2 luma; alpha is dropped.
   16-bit grayscale maps 0..65535, everything else 0..255, to [-1, 1].
-- When the float32 tensor would take at most :data:`MEMORY_LIMIT_BYTES` (2 GiB) the images are
+- When the float32 tensor would take at most :data:`MEMORY_LIMIT_BYTES` (2 GiB) and fits the
+  memory budget (:mod:`gantk.memory_budget`: the memory available, or --max-memory) the images are
   loaded into ``samples``; otherwise ``samples`` is None and ``stream`` is a
   :class:`FolderImages` that decodes on demand, yielding ``(image, label)`` with label -1 for
   unlabelled images (the engine reads negative labels as "none").
@@ -24,6 +26,7 @@ Layout and decisions:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -36,6 +39,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 import gantk
 from gantk.errors import GantkError, UsageError
+from gantk.memory_budget import fits
 from gantk.options import choice
 from gantk.plugins.datasets._images import check_image_size, require_folder, to_signed_unit
 from gantk.protocols import DataSpec, Dataset
@@ -53,11 +57,19 @@ LAYOUT_HINT = ("Pass --data-root DIR (data_root= in Python) pointing at a folder
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         return Image.open(path)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise GantkError(f"The image '{path}' is too large to decode safely ({exc}). A small file that claims huge "
+                         "dimensions is a decompression bomb; remove or replace the file (or shrink the image), "
+                         "then run again.") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's (permission, link loop, ...): the CLI names the path and fix
+            raise
+        raise _unreadable(path, exc) from exc  # not an image PIL can read (PIL.UnidentifiedImageError), truncated
+    except ValueError as exc:
         raise _unreadable(path, exc) from exc
 
 
@@ -72,6 +84,7 @@ def _is_image(path: Path) -> bool:
 
 def _images_under(folder: Path) -> list[Path]:
     """The image files anywhere below ``folder``, sorted, skipping hidden files and folders."""
+    os.scandir(folder).close()  # a folder that cannot be listed is an error naming it, not silently empty
     return sorted(p for p in folder.rglob("*")
                   if _is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
@@ -203,7 +216,8 @@ def load_folder(*, data_root=None, image_size: int | None = None, download: bool
     images = FolderImages(files, labels, channels, image_size)
     kind = f"{len(class_names)} classes" if class_names else "unlabelled"
     description = f"{len(files):,} images from '{root}' ({kind}), {'x'.join(map(str, shape))}"
-    if 4 * len(files) * math.prod(shape) > MEMORY_LIMIT_BYTES:
+    in_memory = 4 * len(files) * math.prod(shape)  # bytes of the float32 tensor
+    if in_memory > MEMORY_LIMIT_BYTES or not fits(in_memory):
         return Dataset(spec=spec, samples=None, class_names=class_names, stream=images,
                        description=description + ", streamed from disk")
     samples = torch.empty((len(files), *shape), dtype=torch.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -12,8 +13,8 @@ import gantk
 
 from gantk.completion import names_of
 from gantk.engine.config import split_names
-from gantk.errors import UsageError
-from gantk.options import parse_term_assignments
+from gantk.errors import GantkError, UsageError
+from gantk.options import parse_term_assignments, positive_int
 from gantk.registry import get_registry
 
 
@@ -37,6 +38,8 @@ def eval_command(
     from gantk.plugins.tools.eval_result import build_metrics, evaluate, resolve_target, write_result  # torch-heavy
 
     registry = get_registry()
+    if n is not None:
+        positive_int("", "--n", n, hint="the number of samples per side")
     names = split_names(metrics)
     if not names:
         raise UsageError("--metrics needs at least one metric name, e.g. --metrics fid,kid (see 'gantk list metric').")
@@ -47,7 +50,14 @@ def eval_command(
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = target.run_dir / "eval" / f"{stamp}.json" if target.run_dir else Path("eval.json")
-    write_result(result, out)
+    try:
+        write_result(result, out)
+    except OSError as error:  # a read-only or full disk, --out naming a folder, ...: keep the computed result
+        typer.echo(json.dumps(result, indent=2))
+        reason = str(error.strerror or error)
+        raise GantkError(f"Could not write the result to '{out}' ({reason[:1].lower()}{reason[1:]}); it is printed "
+                         "above on standard output instead. To save it, pass --out with the path of a file in a "
+                         "writable folder (free some space first if the disk is full).") from error
     for key, value in result["values"].items():
         if key.count("/") == 0:
             typer.echo(f"{key:<20} {value:.6g}")

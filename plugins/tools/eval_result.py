@@ -8,7 +8,6 @@ metric's values and the protocol behind them (see docs/evaluation.md).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import gantk
 from gantk.engine.config import TrainConfig
 from gantk.errors import UsageError
 from gantk.engine.export import ExportedGenerator, load_generator
+from gantk.engine.atomic_files import write_json
 from gantk.engine.build import build_dataset
 from gantk.engine.scoring import build_metrics as checked_metrics, run_metrics
 from gantk.factories import option_parameters
@@ -95,5 +95,5 @@ def resolve_target(model: str, runs_root: Path, registry: Registry, *, dataset: 
 
 
 def write_result(result: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    """The result as indented JSON, written atomically (creating its folder)."""
+    write_json(path, result)
