@@ -8,6 +8,7 @@ which Typer reads through ``train_command.__signature__``.
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, get_origin
 
@@ -15,6 +16,7 @@ import typer
 
 from gantk.completion import names_of
 from gantk.engine.config import RESUMABLE, TRAIN_OPTIONS, TrainConfig, apply_overrides, option_for
+from gantk.engine.qualified_names import as_typed, names_on_resume, qualified_config
 from gantk.engine.run_dir import find_run, new_run_dir
 from gantk.engine.train_options import SWITCH, CliOption, negated
 from gantk.errors import UsageError
@@ -23,13 +25,14 @@ from gantk.registry import get_registry
 
 def resumed_config(saved: TrainConfig, explicit: dict, run_dir: Path) -> TrainConfig:
     """The saved config of a run being resumed, with the few options that may change."""
-    changed = sorted(set(explicit) - RESUMABLE)
+    same_names = names_on_resume(saved.to_dict(), explicit)  # '--gen acme:dcgan' for a saved 'dcgan': no change
+    changed = sorted(set(explicit) - RESUMABLE - set(same_names))
     if changed:
         flags = ", ".join(option_for(key).flag for key in changed)
         allowed = ", ".join(option_for(key).flag for key in sorted(RESUMABLE))
         raise UsageError(f"A resumed run keeps its saved configuration; only {allowed} may change, but {flags} "
                          "was given. Start a new run to change them.")
-    config = TrainConfig.from_dict({**saved.to_dict(), **explicit})
+    config = TrainConfig.from_dict({**saved.to_dict(), **explicit, **same_names})
     return config
 
 
@@ -77,21 +80,25 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
     from gantk.engine.trainer import Trainer  # torch-heavy: imported when training
 
     explicit = explicit_options(arguments)
-    if resume:
-        if name or preset:
+    if resume is not None:
+        if name is not None or preset:
             raise UsageError("--resume continues an existing run under its own name and settings; drop "
-                             f"{'--name' if name else '--preset'}, or start a new run without --resume.")
-        run_dir = find_run(resume, runs_dir)
-        config = resumed_config(TrainConfig.load(run_dir / "config.json"), explicit, run_dir)
+                             f"{'--name' if name is not None else '--preset'}, or start a new run without --resume.")
+        found = find_run(resume, runs_dir)
+        config = shown = resumed_config(TrainConfig.load(found / "config.json"), explicit, found)
+        run_dir_claimed = nullcontext(found)
     else:
         options = get_registry().create("preset", preset) if preset else {}
         config = TrainConfig.from_options({**apply_overrides(options, explicit), "preset": preset})
+        shown = config  # the names as the user gave them, for the last message
+        config = qualified_config(config, get_registry())  # config.json records package:name for every plugin
         stem = f"{config.gen.rpartition(':')[2]}-{config.dataset.rpartition(':')[2]}"
-        run_dir = new_run_dir(runs_dir, name, stem)
+        run_dir_claimed = new_run_dir(runs_dir, name, stem)  # created here; removed again if nothing gets written
 
-    trainer = Trainer(config, run_dir, resume=bool(resume), show_progress=not quiet)
-    result = trainer.train()
-    typer.echo(f"Trained {config.gen}/{config.disc} with {config.loss} on {config.dataset} to step {result.step} "
+    with run_dir_claimed as run_dir:  # the Trainer locks it from here until training ends
+        result = Trainer(config, run_dir, resume=resume is not None, show_progress=not quiet).train()
+    gen, disc, loss, dataset = (as_typed(name) for name in (shown.gen, shown.disc, shown.loss, shown.dataset))
+    typer.echo(f"Trained {gen}/{disc} with {loss} on {dataset} to step {result.step} "
                f"in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s, {result.precision}).")
     typer.echo(f"Run: {result.run_dir}")
     typer.echo(f"Samples: {result.run_dir / 'samples'}")

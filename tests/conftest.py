@@ -64,3 +64,24 @@ def cli():
         return runner.invoke(build_app(), list(args), **kwargs)
 
     return invoke
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(tmp_path_factory):
+    """A tiny run trained to step 4 with checkpoints at steps 2 and 4; tests that change it use ``run``, a copy."""
+    from engine_helpers import CHECKPOINTED, tiny_config
+    from gantk.engine.trainer import Trainer
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    Trainer(tiny_config(steps=4, **CHECKPOINTED), run, show_progress=False).train()
+    return run
+
+
+@pytest.fixture
+def run(checkpointed_run, tmp_path):
+    """A copy of :func:`checkpointed_run` at ``tmp_path/runs/run``, free to change."""
+    import shutil
+
+    copy = tmp_path / "runs" / "run"
+    shutil.copytree(checkpointed_run, copy)
+    return copy

@@ -36,3 +36,7 @@ def loss_records(run_dir) -> list[dict]:
 
     lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
     return [record for record in map(json.loads, lines) if "steps_per_s" in record]
+
+
+#: The checkpoint settings of :func:`~conftest.checkpointed_run`: checkpoints at steps 2 and 4, none pruned.
+CHECKPOINTED = {"checkpoint_every": 2, "keep_checkpoints": 3}

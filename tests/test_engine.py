@@ -228,7 +228,8 @@ def test_presets_list_their_settings_and_flags_override_them(tmp_path, cli):
                            "--steps", "2", "--quiet", "--runs-dir", str(tmp_path), "--name", "r")
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert (config["loss"], config["n_critic"], config["steps"], config["dataset"]) == ("wgan+10*gp", 5, 2, "digits")
+    assert (config["loss"], config["n_critic"], config["steps"], config["dataset"]) == (
+        "gantk:wgan+10*gantk:gp", 5, 2, "gantk:digits")  # runs record package:name (tests/test_plugin_isolation.py)
     assert config["disc_options"] == {"norm": "none", "width": 8}
     assert config["d_optimizer"] == {"name": "adam", "lr": 1e-4, "betas": [0.0, 0.9]}
 

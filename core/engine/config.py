@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from gantk.engine.train_options import (
-    BETAS, CLI, DECAY_OR_OFF, TERM_ASSIGNMENTS, CliOption, Codec, Plain, option, split_names,
+    BETAS, CLI, DECAY_OR_OFF, LEARNING_RATE, TERM_ASSIGNMENTS, CliOption, Codec, Plain, betas, learning_rate, option,
+    split_names,
 )
-from gantk.errors import UsageError
+from gantk.engine.atomic_files import write_json
+from gantk.errors import GantkError, UsageError
+from gantk.memory_budget import parse_size
 
 
 @dataclass
@@ -28,11 +32,10 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.5, 0.999)
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         if self.name not in OPTIMIZERS:
             raise UsageError(f"Unknown optimizer '{self.name}'. Choose one of: {', '.join(OPTIMIZERS)}.")
-        if not self.lr > 0:
-            raise UsageError(f"The learning rate must be positive, got {self.lr}.")
+        self.lr = learning_rate(self.lr, "The learning rate (--lr, --g-lr, --d-lr)")
+        self.betas = betas(self.betas, "The betas (--betas, --g-betas, --d-betas)")
 
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -48,10 +51,10 @@ _STOCK = OptimizerConfig()
 #: The flat optimizer options of ``gantk train`` (and presets). :meth:`TrainConfig.from_options` folds them into
 #: ``g_optimizer`` and ``d_optimizer``; a network's own option beats the shared one.
 OPTIMIZER_OPTIONS: tuple[CliOption, ...] = (
-    _optimizer_option("lr", "Learning rate of both networks.", _STOCK.lr, Plain(float), "gd",
+    _optimizer_option("lr", "Learning rate of both networks.", _STOCK.lr, LEARNING_RATE, "gd",
                       supersedes=("g_lr", "d_lr")),
-    _optimizer_option("g_lr", "Generator learning rate.", None, Plain(float), "g", default_text="the --lr value"),
-    _optimizer_option("d_lr", "Discriminator learning rate.", None, Plain(float), "d", default_text="the --lr value"),
+    _optimizer_option("g_lr", "Generator learning rate.", None, LEARNING_RATE, "g", default_text="the --lr value"),
+    _optimizer_option("d_lr", "Discriminator learning rate.", None, LEARNING_RATE, "d", default_text="the --lr value"),
     _optimizer_option("g_opt", f"Generator optimizer: {', '.join(OPTIMIZERS)}.", _STOCK.name, Plain(str), "g"),
     _optimizer_option("d_opt", f"Discriminator optimizer: {', '.join(OPTIMIZERS)}.", _STOCK.name, Plain(str), "d"),
     _optimizer_option("betas", "Adam betas of both networks (SGD: β₁ is the momentum; RMSprop ignores them).",
@@ -103,6 +106,9 @@ class TrainConfig:
                               help="gantk's own bf16 CPU convolution kernels (gantk.accel): auto (where they apply) "
                                    "or off.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.", resumable=True)
+    max_memory: str | None = option(None, resumable=True, default_text="the memory available",
+                                    help="Refuse a run whose estimated memory (networks, optimizer state, one "
+                                         "batch, sample pictures, the data set) is above this, e.g. 8G or 512M.")
     seed: int = option(0, help="Random seed.")
     # what to write
     log_every: int = option(50, help="Read losses back and log every N steps.", resumable=True)
@@ -142,6 +148,8 @@ class TrainConfig:
                              f"{', '.join('--' + r.replace('_', '-') for r in reserved)} instead.")
         if self.cpu_kernels not in ("auto", "off"):
             raise UsageError(f"--cpu-kernels must be auto or off, got '{self.cpu_kernels}'.")
+        if self.max_memory is not None:
+            parse_size(self.max_memory, "--max-memory")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
 
@@ -169,19 +177,83 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A config from fields (``to_dict()``'s form); an unknown field or a value of the wrong type is a UsageError."""
+        if not isinstance(data, dict):
+            raise UsageError(f"A training configuration is an object of options, got {_json_type(data)}.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(
                 f"Unknown training option(s) {', '.join(unknown)}. Valid options: {', '.join(sorted(known))}.")
+        hints = get_type_hints(cls)
+        for name, value in data.items():
+            if not _fits(value, hints[name]):
+                raise UsageError(f"The training option '{name}' must be {_describe(hints[name])}, got {value!r} "
+                                 f"({_json_type(value)}).")
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write ``config.json`` atomically."""
+        write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        return cls.from_dict(json.loads(path.read_text()))
+        """A run's ``config.json``; invalid JSON, unknown fields and wrong types are UsageErrors naming the file."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise GantkError(f"Cannot read '{path}': {error.strerror}. Check the file and its permissions.") from error
+        try:
+            data = json.loads(raw)
+        except ValueError as error:
+            raise UsageError(f"'{path}' is not valid JSON ({error}). It is the run's saved configuration: undo the "
+                             "edit that broke it, or start a new run.") from error
+        try:
+            return cls.from_dict(data)
+        except UsageError as error:
+            raise UsageError(f"'{path}' is not a valid run configuration: {error} Fix that field in the file, or "
+                             "start a new run.") from error
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config value (as read from JSON or given by a preset) has the type of its field's annotation."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):  # an integer is a number too; a bool is neither
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, args[1]) for k, v in value.items())
+    if origin is list:  # a list of names may also be given as one comma-separated string
+        return isinstance(value, str) or (isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value))
+    if dataclasses.is_dataclass(hint):
+        names = {f.name for f in dataclasses.fields(hint)}
+        return isinstance(value, hint) or (isinstance(value, dict) and set(value) <= names)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    """A field's type in words, for an error message."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in get_args(hint))
+    if dataclasses.is_dataclass(hint):
+        return f"an object with {', '.join(f.name for f in dataclasses.fields(hint))}"
+    words = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null",
+             dict: "an object of KEY: VALUE options", list: "a list of names (or one comma-separated string)"}
+    return words.get(get_origin(hint) or hint, str(hint))
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
+             tuple: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

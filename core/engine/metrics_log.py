@@ -3,6 +3,7 @@
 :class:`MetricsLog` holds each step's detached 0-dim loss tensors. :meth:`flush` copies the
 whole window to the host in one transfer, checks every value is finite (naming the first step
 and term that is not), appends the window's means to ``metrics.jsonl`` and returns them.
+:func:`cut_metrics` cuts ``metrics.jsonl`` back to the step a run resumes from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gantk.engine.atomic_files import write_atomic
 from gantk.errors import GantkError, UsageError
 
 
@@ -34,6 +36,28 @@ class NonFiniteLossError(GantkError):
             "Start a new run with a lower learning rate, --precision fp32, or a regulariser "
             "(e.g. --loss hinge+0.5*r1).")
         self.step, self.key = step, key
+
+
+def cut_metrics(path: Path, step: int) -> None:
+    """Drop the lines of ``metrics.jsonl`` after ``step`` (and any line cut short), rewriting it atomically."""
+    if not path.is_file():
+        return
+    lines = path.read_text(errors="replace").splitlines(keepends=True)
+    kept = [line for line in lines if (line_step := _step_of(line)) is not None and line_step <= step]
+    if kept != lines:
+        write_atomic(path, "".join(kept).encode())
+
+
+def _step_of(line: str) -> int | None:
+    """The step of one metrics.jsonl line; None for a line that is not a complete record."""
+    if not line.endswith("\n"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
 
 
 def tensorboard_writer(log_dir: Path):

@@ -1,14 +1,24 @@
-"""Export a run's generator from its newest checkpoint (``gantk export RUN``)."""
+"""Export a run's generator from its newest usable checkpoint (``gantk export RUN``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from gantk.engine.checkpoint import load_latest_checkpoint
+from gantk.engine.checkpoint import Checkpoint, restore_newest, why_none_usable
 from gantk.errors import GantkError
 from gantk.engine.export import ExportedGenerator, build_generator, export_generator
 from gantk.protocols import ComponentRecord, DataSpec
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file of the run; a readable error when it is damaged."""
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as error:
+        raise GantkError(f"'{path}' is not valid JSON ({error}); it was damaged or edited. Restore it from a backup "
+                         "of the run.") from error
 
 
 def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path:
@@ -18,18 +28,25 @@ def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path
     if not components_file.is_file():
         raise GantkError(f"'{run_dir}' has no components.json, so it was not written by 'gantk train' "
                          "(or is from an older version). Give a run directory made by 'gantk train'.")
-    components = json.loads(components_file.read_text())
-    record = ComponentRecord(**components["generator"])
-    spec = DataSpec.from_dict(components["spec"])
-    checkpoint = load_latest_checkpoint(run_dir)
-    if checkpoint is None:
-        raise GantkError(f"The run '{run_dir}' has no readable checkpoint to export yet; train it first "
-                         f"(gantk train --resume {run_dir}).")
+    components = _read_json(components_file)
+    try:
+        record = ComponentRecord(**components["generator"])
+        spec = DataSpec.from_dict(components["spec"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise GantkError(f"'{components_file}' does not describe a generator ({type(error).__name__}: {error}); it "
+                         "was damaged or edited. Restore it from a backup of the run.") from error
     exported = ExportedGenerator(record.name, record.package, record.version, spec, record.options, 0, {}, {})
     generator = build_generator(exported, registry)
-    use_ema = checkpoint.has_module("ema")
-    checkpoint.restore_module("ema" if use_ema else "generator", generator)
+
+    def restore(checkpoint: Checkpoint) -> None:
+        checkpoint.restore_module("ema" if checkpoint.has_module("ema") else "generator", generator)
+
+    checkpoint = restore_newest(run_dir, restore)
+    if checkpoint is None:
+        raise GantkError(f"Cannot export '{run_dir}': {why_none_usable(run_dir)}. Train it first, or further "
+                         f"(gantk train --resume {run_dir}).")
     out = Path(out) if out else run_dir / "generator.safetensors"
-    dataset = json.loads((run_dir / "config.json").read_text()).get("dataset") if (run_dir / "config.json").is_file() else None
+    config = checkpoint.config or (_read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {})
     return export_generator(out, generator, record, spec,
-                            extra={"ema": use_ema, "step": checkpoint.step, "dataset": dataset})
+                            extra={"ema": checkpoint.has_module("ema"), "step": checkpoint.step,
+                                   "dataset": config.get("dataset") if isinstance(config, dict) else None})

@@ -13,6 +13,10 @@ everything around them:
 - Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with code 130;
 - at the end the generator (EMA weights when present) is exported to ``generator.safetensors``.
 
+The run directory is locked (``.lock``, :mod:`~gantk.engine.run_lock`) from the moment a Trainer is
+built until :meth:`Trainer.train` returns, so no second process writes it. A resume uses the newest
+checkpoint that verifies and restores completely, and cuts ``metrics.jsonl`` back to its step.
+
 Pictures, metrics, the EMA and the export apply to the module a procedure exports as ``"generator"``.
 
 Only rank 0 writes files (``RANK`` as set by torchrun).
@@ -31,21 +35,25 @@ from typing import Any
 
 import torch
 
-from gantk.engine.build import build_dataset, check_names, resolve_device
-from gantk.engine.checkpoint import list_checkpoints, load_latest_checkpoint, remove_partial_files, save_checkpoint
-from gantk.engine.config import TrainConfig
+from gantk.engine.atomic_files import write_json
+from gantk.engine.build import TRAINING_FIX, build_dataset, check_names, resolve_device
+from gantk.engine.qualified_names import names_on_resume
+from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
+from gantk.engine.config import RESUMABLE, TrainConfig
 from gantk.engine.ema import EMA
 from gantk.engine.export import export_generator
 from gantk.engine.memory import keep_freed_memory
-from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError
+from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError, cut_metrics
 from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
 from gantk.engine.precision import PrecisionPolicy
 from gantk.engine.progress import TrainingProgress
-from gantk.engine.run_dir import is_main_process, point_latest
+from gantk.engine.run_dir import already_exists, is_main_process, is_unused, point_latest
+from gantk.engine.run_lock import RunLock
 from gantk.engine.sampling import evaluating
 from gantk.engine.scoring import PeriodicEvaluation, lower_is_better, metric_names_for
 from gantk.engine.setup import Setup
 from gantk.errors import GantkError, UsageError
+from gantk.memory_budget import allocation_failures_reported
 from gantk.protocols import Monitor, MonitorSetup, Procedure
 from gantk.registry import Registry, get_registry
 
@@ -100,13 +108,35 @@ class Trainer:
                  resume: bool = False, show_progress: bool = True) -> None:
         self.config, self.run_dir, self.show_progress = config, Path(run_dir), show_progress
         self.main = is_main_process()
+        self.lock: RunLock | None = None
+        self._hold_run_dir()
+        try:
+            if self.main and not resume and not is_unused(self.run_dir):
+                raise already_exists(self.run_dir)
+            self._build(registry, resume)
+        except BaseException:
+            self._let_go_of_run_dir()
+            raise
+
+    def _hold_run_dir(self) -> None:
+        """Lock the run directory for this process (rank 0 only: the other ranks write nothing)."""
+        if self.main and (self.lock is None or not self.lock.held):
+            self.lock = RunLock.acquire(self.run_dir)
+
+    def _let_go_of_run_dir(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+    def _build(self, registry: Registry | None, resume: bool) -> None:
+        """Everything the run needs: data, the procedure and its networks, EMA, fixed noise, evaluation, monitors."""
+        config = self.config
         torch.manual_seed(config.seed)
         self.device = resolve_device(config.device)
         registry = registry or get_registry()
         check_names(config, registry)
         self.dataset = build_dataset(registry, config.dataset, data_root=config.data_root,
                                      image_size=config.image_size, download=config.download,
-                                     options=config.dataset_options)
+                                     options=config.dataset_options, max_memory=config.max_memory)
         self.spec = self.dataset.spec
         self.precision = PrecisionPolicy.resolve(config.precision, self.device, self.spec.is_image)
         if self.device.type == "cpu":
@@ -117,6 +147,7 @@ class Trainer:
             if "generator" in self.records else None
         self.ema = EMA(self.generator, config.ema) if config.ema and self.generator is not None else None
         self.step = 0
+        self.last_checkpoint: Path | None = None  # the newest one known to be good: restored from, or written
         if resume:
             self._restore()
         # Fixed noise for the sample pictures; a conditional generator gets one row per class.
@@ -156,17 +187,9 @@ class Trainer:
         return [monitor for monitor in built if monitor is not None]
 
     def _build_procedure(self, registry: Registry) -> Procedure:
-        """The ``--procedure`` plugin, built from this run's setup; checked against the protocol."""
+        """The ``--procedure`` plugin, built from this run's setup (``Entry.create`` checks it against the protocol)."""
         setup = Setup(self.config, registry, self.dataset, self.precision)
-        entry = registry.get("procedure", self.config.procedure)
-        procedure = entry.create(setup, **self.config.procedure_options)
-        if not isinstance(procedure, Procedure):
-            missing = [name for name in ("modules", "optimizers", "run", "state", "load_state", "exports")
-                       if not callable(getattr(procedure, name, None))]
-            raise GantkError(f"The procedure plugin '{entry.qualified_name}' ({entry.source.label}) returned a "
-                             f"{type(procedure).__name__} without {', '.join(missing)}; it is not a gantk.Procedure. "
-                             "The plugin is broken: report it to its authors.")
-        return procedure
+        return registry.get("procedure", self.config.procedure).create(setup, **self.config.procedure_options)
 
     # ----------------------------------------------------------------- state
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -182,12 +205,39 @@ class Trainer:
         return {"step": self.step, "rng": rng, "procedure": self.procedure.state()}
 
     def _restore(self) -> None:
+        """Continue from the newest checkpoint that verifies and restores completely; cut metrics.jsonl to it."""
         if self.main:
             remove_partial_files(self.run_dir)
-        checkpoint = load_latest_checkpoint(self.run_dir)
+        checkpoint = restore_newest(self.run_dir, self._restore_from)
         if checkpoint is None:
-            raise GantkError(f"Cannot resume '{self.run_dir}': it has no readable checkpoint in "
-                             f"{self.run_dir / 'checkpoints'}. Start a new run instead.")
+            raise GantkError(f"Cannot resume '{self.run_dir}': {why_none_usable(self.run_dir)}. Start a new run "
+                             "instead (or restore the run's checkpoints from a backup).")
+        self.last_checkpoint = checkpoint.path
+        if self.step >= self.config.steps:
+            raise UsageError(f"The run '{self.run_dir}' is already at step {self.step}; give --steps larger than "
+                             f"{self.step} to train it further.")
+        if self.main:
+            cut_metrics(self.run_dir / "metrics.jsonl", self.step)
+
+    def _check_config_matches(self, checkpoint: Checkpoint) -> None:
+        """Refuse a config.json whose non-resumable fields differ from the config saved with the checkpoint."""
+        if checkpoint.config is None:  # written before checkpoints held their config
+            return
+        current = json.loads(json.dumps(self.config.to_dict()))
+        renamed = names_on_resume(checkpoint.config, current)  # 'gantk:mlp' now, 'mlp' then: the same component
+        differing = sorted(name for name, saved in checkpoint.config.items()
+                           if name in current and name not in RESUMABLE | set(renamed) and current[name] != saved)
+        if differing:
+            details = "; ".join(f"{name}: {checkpoint.config[name]!r} in the checkpoint, {current[name]!r} now"
+                                for name in differing)
+            raise UsageError(f"The configuration of '{self.run_dir}' (config.json) no longer matches its checkpoint "
+                             f"{checkpoint.path.name} in {', '.join(differing)} ({details}). A resumed run keeps "
+                             "its configuration: undo the edit of config.json, or start a new run with the new "
+                             "settings.")
+
+    def _restore_from(self, checkpoint: Checkpoint) -> None:
+        """Restore every part of the run's state from ``checkpoint`` (raises if any part does not fit)."""
+        self._check_config_matches(checkpoint)
         for name, module in self._modules().items():
             checkpoint.restore_module(name, module)
         for name, optimizer in self.procedure.optimizers().items():
@@ -201,9 +251,6 @@ class Trainer:
             state = {**state, "batches": extra["batches"]}
         self.procedure.load_state(state)
         self.step = int(extra["step"])
-        if self.step >= self.config.steps:
-            raise UsageError(f"The run '{self.run_dir}' is already at step {self.step}; give --steps larger than "
-                             f"{self.step} to train it further.")
 
     def save_checkpoint(self) -> Path | None:
         if not self.main:
@@ -212,8 +259,10 @@ class Trainer:
             tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
             if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
                 raise NonFiniteLossError(self.step, f"weights/{name}", float("nan"), self._kept_message())
-        return save_checkpoint(self.run_dir, self.step, self._modules(), self.procedure.optimizers(),
-                               self._extra_state(), self.config.keep_checkpoints)
+        self.last_checkpoint = save_checkpoint(self.run_dir, self.step, self._modules(), self.procedure.optimizers(),
+                                               self._extra_state(), self.config.keep_checkpoints,
+                                               json.loads(json.dumps(self.config.to_dict())))
+        return self.last_checkpoint
 
     def sample_generator(self) -> torch.nn.Module | None:
         """The generator pictures, metrics and the export use: the EMA copy when there is one."""
@@ -254,16 +303,23 @@ class Trainer:
         """``components.json``: the data spec and how to rebuild what the procedure exports (for 'gantk export')."""
         record = {"spec": self.spec.to_dict(), **{name: dataclasses.asdict(r) for name, r in self.records.items()},
                   "ema": self.ema is not None}
-        (self.run_dir / COMPONENTS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(self.run_dir / COMPONENTS_FILE, record)
 
     def _kept_message(self) -> str:
-        saved = list_checkpoints(self.run_dir)
-        if not saved:
+        if self.last_checkpoint is None:
             return "No checkpoint had been written yet."
-        return f"The last good checkpoint, {saved[-1][1]}, is kept."
+        return f"The last good checkpoint, {self.last_checkpoint}, is kept."
 
     # ------------------------------------------------------------------ loop
     def train(self) -> TrainResult:
+        """Train to ``config.steps``; the run directory stays locked until this returns."""
+        self._hold_run_dir()
+        try:
+            return self._train()
+        finally:
+            self._let_go_of_run_dir()
+
+    def _train(self) -> TrainResult:
         config, started = self.config, time.perf_counter()
         log = MetricsLog(self.run_dir / "metrics.jsonl" if self.main else None,
                          self.run_dir / "tensorboard" if self.main and config.tensorboard else None)
@@ -280,7 +336,8 @@ class Trainer:
         try:
             with _StopRequest() as stop:
                 while self.step < config.steps:
-                    values = self.procedure.run(self.step + 1)
+                    with allocation_failures_reported(f"Training step {self.step + 1}", TRAINING_FIX):
+                        values = self.procedure.run(self.step + 1)
                     self.step += 1
                     if self.ema is not None:
                         self.ema.update()
@@ -310,6 +367,6 @@ class Trainer:
             summary = {"steps": self.step, "seconds": seconds, "steps_per_s": rate,
                        "precision": self.precision.name, "device": str(self.device),
                        "threads": torch.get_num_threads(), **self.last_evaluation}
-            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            write_json(self.run_dir / "summary.json", summary)
             point_latest(self.run_dir)  # only a run that finished becomes runs/latest
         return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, self.precision.name)
