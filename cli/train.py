@@ -14,6 +14,7 @@ from typing import Any, Optional, get_origin
 
 import typer
 
+from gantk.cli.listing import preset_options
 from gantk.completion import names_of
 from gantk.engine.config import RESUMABLE, TRAIN_OPTIONS, TrainConfig, apply_overrides, option_for
 from gantk.engine.qualified_names import as_typed, names_on_resume, qualified_config
@@ -88,7 +89,7 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
         config = shown = resumed_config(TrainConfig.load(found / "config.json"), explicit, found)
         run_dir_claimed = nullcontext(found)
     else:
-        options = get_registry().create("preset", preset) if preset else {}
+        options = preset_options(get_registry().get("preset", preset)) if preset else {}  # checked, naming the preset
         config = TrainConfig.from_options({**apply_overrides(options, explicit), "preset": preset})
         shown = config  # the names as the user gave them, for the last message
         config = qualified_config(config, get_registry())  # config.json records package:name for every plugin

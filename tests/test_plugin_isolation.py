@@ -342,7 +342,7 @@ def test_a_wrong_factory_result_is_one_paragraph_naming_the_plugin(flags, fake_p
 
 # ------------------------------------------------------------------ presets
 
-def test_broken_presets_are_listed_as_broken_and_the_others_still_list(fake_package, cli):
+def test_broken_presets_are_listed_as_broken_and_the_others_still_list(fake_package, cli, tmp_path):
     fake_package("acme", {"acme_presets": BROKEN_PRESETS}, {"presets": "acme_presets"})
     result = cli("presets")
     assert result.exit_code == 1
@@ -358,6 +358,8 @@ def test_broken_presets_are_listed_as_broken_and_the_others_still_list(fake_pack
     one = cli("presets", "raising")
     assert one.exit_code == 1 and "BROKEN: ValueError" in one.stdout
     assert cli("presets", "dcgan").exit_code == 0
+    train = cli("train", "--preset", "colourful", "--runs-dir", str(tmp_path))
+    assert train.exit_code == 1 and "The preset 'acme:colourful' (acme 1.2.3) sets colour" in train.stderr
 
 
 # ------------------------------------------------------------------ case
