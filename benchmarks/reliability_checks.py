@@ -37,7 +37,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 GANTK = str(Path(sys.executable).with_name("gantk"))
-TRAIN = [GANTK, "train", "--preset", "gan1d", "--quiet", "--device", "cpu"]
+# a fixed thread count: with --threads auto a run that shares the CPU may round differently from one alone
+TRAIN = [GANTK, "train", "--preset", "gan1d", "--quiet", "--device", "cpu", "--threads", "1"]
 
 
 def gantk(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -106,6 +106,9 @@ class TrainConfig:
                               help="gantk's own bf16 CPU convolution kernels (gantk.accel): auto (where they apply) "
                                    "or off.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.", resumable=True)
+    threads: str = option("auto", resumable=True,
+                          help="CPU threads: auto (the cores other processes leave free, looked at every 2 s) or a "
+                               "number.")
     max_memory: str | None = option(None, resumable=True, default_text="the memory available",
                                     help="Refuse a run whose estimated memory (networks, optimizer state, one "
                                          "batch, sample pictures, the data set) is above this, e.g. 8G or 512M.")
@@ -148,10 +151,18 @@ class TrainConfig:
                              f"{', '.join('--' + r.replace('_', '-') for r in reserved)} instead.")
         if self.cpu_kernels not in ("auto", "off"):
             raise UsageError(f"--cpu-kernels must be auto or off, got '{self.cpu_kernels}'.")
+        if self.threads != "auto" and not (str(self.threads).isdigit() and int(self.threads) >= 1):
+            raise UsageError(f"--threads must be auto (follow the cores other processes leave free) or a number of "
+                             f"threads of at least 1, got '{self.threads}'.")
         if self.max_memory is not None:
             parse_size(self.max_memory, "--max-memory")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+
+    @property
+    def thread_count(self) -> int | None:
+        """``--threads`` as a number, or None for ``auto``."""
+        return None if self.threads == "auto" else int(self.threads)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "TrainConfig":

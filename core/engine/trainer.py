@@ -40,6 +40,7 @@ from gantk.engine.build import TRAINING_FIX, build_dataset, check_names, resolve
 from gantk.engine.qualified_names import names_on_resume
 from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
 from gantk.engine.config import RESUMABLE, TrainConfig
+from gantk.engine.cpu_share import ThreadShare
 from gantk.engine.ema import EMA
 from gantk.engine.export import export_generator
 from gantk.engine.memory import keep_freed_memory
@@ -141,6 +142,7 @@ class Trainer:
         self.precision = PrecisionPolicy.resolve(config.precision, self.device, self.spec.is_image)
         if self.device.type == "cpu":
             keep_freed_memory()
+        self.threads = ThreadShare(config.thread_count)
         self.procedure = self._build_procedure(registry)
         self.records = self.procedure.exports()
         self.generator: torch.nn.Module | None = self.procedure.modules().get("generator") \
@@ -317,6 +319,7 @@ class Trainer:
         try:
             return self._train()
         finally:
+            self.threads.restore()
             self._let_go_of_run_dir()
 
     def _train(self) -> TrainResult:
@@ -339,6 +342,7 @@ class Trainer:
                     with allocation_failures_reported(f"Training step {self.step + 1}", TRAINING_FIX):
                         values = self.procedure.run(self.step + 1)
                     self.step += 1
+                    self.threads.poll()
                     if self.ema is not None:
                         self.ema.update()
                     log.add(self.step, values)
@@ -366,7 +370,7 @@ class Trainer:
         if self.main:
             summary = {"steps": self.step, "seconds": seconds, "steps_per_s": rate,
                        "precision": self.precision.name, "device": str(self.device),
-                       "threads": torch.get_num_threads(), **self.last_evaluation}
+                       **self.threads.summary(), **self.last_evaluation}
             write_json(self.run_dir / "summary.json", summary)
             point_latest(self.run_dir)  # only a run that finished becomes runs/latest
         return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, self.precision.name)
