@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from gantk.engine.safetensors_io import write_atomic
+from gantk.engine.atomic_files import write_json
 from gantk.errors import UsageError
 
 #: Metrics whose smaller values are better; every other metric is taken as larger-is-better.
@@ -57,5 +57,5 @@ class BestGeneratorExport:
         self.best = value
         self.export(self.run_dir / "best_generator.safetensors", {"best_step": step, "best_" + self.key: value})
         record = {"step": step, "metric": self.key, "value": value, "lower_is_better": self.lower_is_better}
-        write_atomic(self.run_dir / "best.json", (json.dumps(record) + "\n").encode())  # read back on --resume
+        write_json(self.run_dir / "best.json", record)  # read back on --resume
         return True

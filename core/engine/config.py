@@ -186,6 +186,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """The config as ``config.json`` holds it (tuples read back as lists), to compare with a saved one."""
+        return json.loads(json.dumps(self.to_dict()))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """A config from fields (``to_dict()``'s form); an unknown field or a value of the wrong type is a UsageError."""

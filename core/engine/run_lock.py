@@ -77,22 +77,13 @@ class RunLock:
 
 def refuse_if_in_use(run_dir: Path) -> None:
     """Raise the UsageError naming the holder when another live process holds ``run_dir``'s lock."""
-    path = Path(run_dir) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
     except OSError:  # no lock file: nobody holds it
         return
     try:
         holder = _read_holder(fd)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # only tests: the descriptor is closed at once
-                return
-            except BlockingIOError:
-                raise UsageError(_in_use_message(Path(run_dir), holder)) from None
-            except OSError:
-                pass
-        if holder and _is_running(holder):
+        if not _lock(fd, holder, exclusive=False):  # a shared lock, dropped when fd closes below
             raise UsageError(_in_use_message(Path(run_dir), holder))
     finally:
         os.close(fd)
@@ -108,11 +99,11 @@ def _release(fd: int, path: Path) -> None:
         os.close(fd)
 
 
-def _lock(fd: int, holder: dict) -> bool:
-    """Take the lock on ``fd``; False when another process holds it."""
+def _lock(fd: int, holder: dict, exclusive: bool = True) -> bool:
+    """Take the lock on ``fd`` (shared: only to test it); False when another process holds it."""
     if fcntl is not None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             return False

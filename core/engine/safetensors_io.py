@@ -25,7 +25,7 @@ from safetensors.torch import save as save_bytes
 from gantk.engine.atomic_files import write_atomic
 from gantk.errors import GantkError
 
-__all__ = ["HASH_KEY", "DamagedFileError", "payload_sha256", "read_metadata", "read_safetensors", "write_atomic", "write_safetensors"]
+__all__ = ["HASH_KEY", "DamagedFileError", "payload_sha256", "read_metadata", "read_safetensors", "write_safetensors"]
 
 #: The metadata key holding the SHA-256 of a file's tensors.
 HASH_KEY = "gantk.sha256"

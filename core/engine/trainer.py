@@ -225,7 +225,7 @@ class Trainer:
         """Refuse a config.json whose non-resumable fields differ from the config saved with the checkpoint."""
         if checkpoint.config is None:  # written before checkpoints held their config
             return
-        current = json.loads(json.dumps(self.config.to_dict()))
+        current = self.config.to_json_dict()
         renamed = names_on_resume(checkpoint.config, current)  # 'gantk:mlp' now, 'mlp' then: the same component
         differing = sorted(name for name, saved in checkpoint.config.items()
                            if name in current and name not in RESUMABLE | set(renamed) and current[name] != saved)
@@ -263,7 +263,7 @@ class Trainer:
                 raise NonFiniteLossError(self.step, f"weights/{name}", float("nan"), self._kept_message())
         self.last_checkpoint = save_checkpoint(self.run_dir, self.step, self._modules(), self.procedure.optimizers(),
                                                self._extra_state(), self.config.keep_checkpoints,
-                                               json.loads(json.dumps(self.config.to_dict())))
+                                               self.config.to_json_dict())
         return self.last_checkpoint
 
     def sample_generator(self) -> torch.nn.Module | None:
@@ -337,10 +337,9 @@ class Trainer:
         if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
             progress.note(self.evaluate(log))
         try:
-            with _StopRequest() as stop:
+            with _StopRequest() as stop, allocation_failures_reported("Training", TRAINING_FIX):
                 while self.step < config.steps:
-                    with allocation_failures_reported(f"Training step {self.step + 1}", TRAINING_FIX):
-                        values = self.procedure.run(self.step + 1)
+                    values = self.procedure.run(self.step + 1)
                     self.step += 1
                     self.threads.poll()
                     if self.ema is not None:

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 import gantk
-from gantk.engine.safetensors_io import write_atomic, write_safetensors
+from gantk.engine.atomic_files import write_atomic
+from gantk.engine.safetensors_io import write_safetensors
 from gantk.errors import UsageError
 from gantk.protocols import DataSpec, MonitorSetup
 
