@@ -70,14 +70,24 @@ class DataSpec:
         return cls(tuple(data["shape"]), int(data.get("num_classes", 0)), str(data.get("name", "")))
 
 
+def signed_unit(samples: Tensor) -> Tensor:
+    """Samples as float32 in the model's range: uint8 pixels map 0 → -1 and 255 → 1 (x/255·2 − 1); float
+    samples are returned as float32 unchanged."""
+    if samples.dtype == torch.uint8:
+        return samples.to(torch.float32).div_(255.0).mul_(2.0).sub_(1.0)  # x/255·2 − 1
+    return samples.to(torch.float32)
+
+
 @dataclass
 class Dataset:
     """A data set as a data set plugin returns it.
 
-    Small data sets hold every sample in ``samples`` (``(N, *spec.shape)``, float32) and the
-    labels in ``labels`` (``(N,)`` int64, or None when unlabelled); the engine moves them to the
-    training device once and batches by indexing. Data too big for memory sets ``samples`` to
-    None and gives a ``torch.utils.data.Dataset`` in ``stream`` yielding ``(sample, label)``.
+    Small data sets hold every sample in ``samples`` (``(N, *spec.shape)``) and the labels in
+    ``labels`` (``(N,)`` int64, or None when unlabelled); the engine moves them to the training
+    device once and batches by indexing. Samples are float32 in the model's range, or, for 8-bit
+    images, uint8 pixels 0..255 (4× smaller), which :func:`signed_unit` maps to [-1, 1] per batch.
+    Data too big for memory sets ``samples`` to None and gives a ``torch.utils.data.Dataset`` in
+    ``stream`` yielding ``(sample, label)`` (the same two sample types; label -1 when unlabelled).
     """
 
     spec: DataSpec
@@ -90,6 +100,9 @@ class Dataset:
     domains: tuple[str, ...] = ()
     #: for 2-D mixtures: the mode centres (M, 2), which plots mark and the ``modes`` metric counts
     modes: Tensor | None = None
+    #: what identifies this exact data (e.g. a hash of its files' names, sizes and times), or "" when unknown:
+    #: caches of values computed from the data (the metrics' real features) are keyed by it
+    fingerprint: str = ""
 
     def __len__(self) -> int:
         if self.samples is not None:

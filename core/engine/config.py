@@ -96,7 +96,12 @@ class TrainConfig:
     download: bool = option(False, help="Download the data set if missing (needs network).")
     # how long and how
     steps: int = option(3500, help="Training steps (one D phase + one G update each).", resumable=True)
-    batch_size: int = option(64, help="Batch size.")
+    batch_size: int = option(64, help="Batch size (the global batch: under torchrun it is split over the processes).")
+    accumulate: int = option(1, resumable=True,
+                             help="Run each batch as K micro-batches, one after another, summing their gradients "
+                                  "(memory ÷ K, same maths).")
+    lr_schedule: str = option("constant", help="Learning-rate schedule: constant, linear-decay:START (to 0 at --steps, "
+                                               "from step START) or cosine (to 0 at --steps).")
     n_critic: int = option(1, help="D updates per G update.")
     g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # set by OPTIMIZER_OPTIONS
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -109,6 +114,12 @@ class TrainConfig:
     threads: str = option("auto", resumable=True,
                           help="CPU threads: auto (the cores other processes leave free, looked at every 2 s) or a "
                                "number.")
+    workers: str = option("auto", resumable=True,
+                          help="Processes that decode a streamed image folder: auto (one per core, at most 4) or a "
+                               "number (0: decode in the training process).")
+    compile: bool = option(False, resumable=True, help="torch.compile G and D (pays off on GPUs; see docs/scaling.md).")
+    sync_bn: bool = option(False, help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, "
+                                       "CUDA only).")
     max_memory: str | None = option(None, resumable=True, default_text="the memory available",
                                     help="Refuse a run whose estimated memory (networks, optimizer state, one "
                                          "batch, sample pictures, the data set) is above this, e.g. 8G or 512M.")
@@ -154,10 +165,24 @@ class TrainConfig:
         if self.threads != "auto" and not (str(self.threads).isdigit() and int(self.threads) >= 1):
             raise UsageError(f"--threads must be auto (follow the cores other processes leave free) or a number of "
                              f"threads of at least 1, got '{self.threads}'.")
+        if self.workers != "auto" and not str(self.workers).isdigit():
+            raise UsageError(f"--workers must be auto or a number of processes (0: decode in the training process), "
+                             f"got '{self.workers}'.")
+        if int(self.accumulate) < 1:
+            raise UsageError(f"--accumulate must be at least 1 (micro-batches per batch), got {self.accumulate}.")
+        if self.batch_size % self.accumulate:
+            raise UsageError(f"--batch-size {self.batch_size} cannot be split into --accumulate {self.accumulate} "
+                             "equal micro-batches: use a batch size that is a multiple of it.")
+        parse_lr_schedule(self.lr_schedule, self.steps)
         if self.max_memory is not None:
             parse_size(self.max_memory, "--max-memory")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
+
+    @property
+    def worker_count(self) -> int | None:
+        """``--workers`` as a number, or None for ``auto``."""
+        return None if self.workers == "auto" else int(self.workers)
 
     @property
     def thread_count(self) -> int | None:
@@ -272,6 +297,22 @@ def _json_type(value: Any) -> str:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "linear-decay:START", "cosine")
+
+
+def parse_lr_schedule(text: str, steps: int) -> tuple[str, int]:
+    """``--lr-schedule`` as (kind, start step): ("constant", 0), ("linear-decay", START) or ("cosine", 0)."""
+    kind, _, start = str(text).partition(":")
+    if kind in ("constant", "cosine") and not start:
+        return kind, 0
+    if kind == "linear-decay" and start.isdigit() and int(start) < steps:
+        return kind, int(start)
+    if kind == "linear-decay" and start.isdigit():
+        raise UsageError(f"--lr-schedule {text} starts its decay at step {start}, but the run has only --steps "
+                         f"{steps}: give a START below {steps} (CycleGAN decays over the second half: START = "
+                         f"{steps // 2}).")
+    raise UsageError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)} (START: the step where the linear "
+                     f"decay to 0 begins, e.g. linear-decay:{steps // 2}), got '{text}'.")
 
 
 def _train_options() -> tuple[CliOption, ...]:
