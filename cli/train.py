@@ -8,9 +8,9 @@ which Typer reads through ``train_command.__signature__``.
 from __future__ import annotations
 
 import inspect
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Optional, get_origin
+from typing import Any, Iterator, Optional, get_origin
 
 import typer
 
@@ -18,10 +18,23 @@ from gantk.cli.listing import preset_options
 from gantk.completion import names_of
 from gantk.engine.config import RESUMABLE, TRAIN_OPTIONS, TrainConfig, apply_overrides, option_for
 from gantk.engine.qualified_names import as_typed, names_on_resume, qualified_config
-from gantk.engine.run_dir import find_run, new_run_dir
+from gantk.engine.run_dir import find_run, is_main_process, launched_by_torchrun, new_run_dir
 from gantk.engine.train_options import SWITCH, CliOption, negated
 from gantk.errors import UsageError
 from gantk.registry import get_registry
+
+
+@contextmanager
+def processes_joined(device: Any) -> Iterator[None]:
+    """Under torchrun: this rank in the process group while the block runs (the run directory's name is shared)."""
+    from gantk.engine.distributed import join_process_group, leave_process_group  # torch-heavy: when training
+
+    if not launched_by_torchrun():
+        yield
+        return
+    join_process_group(device)
+    yield  # after a failure the process just exits: torchrun stops the other ranks
+    leave_process_group()
 
 
 def resumed_config(saved: TrainConfig, explicit: dict, run_dir: Path) -> TrainConfig:
@@ -44,6 +57,8 @@ def _run_options(
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs are written."),
     resume: Optional[str] = typer.Option(None, help="Continue this run (a directory or a name under --runs-dir)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    nproc: int = typer.Option(1, min=1, help="Train in N processes on this machine (data-parallel, started by "
+                                             "torchrun; the batch is split over them). See docs/scaling.md."),
 ) -> None:
     """The options of ``gantk train`` that are not part of the training configuration (a signature only)."""
 
@@ -63,7 +78,7 @@ def _typer_parameter(option: CliOption) -> inspect.Parameter:
 
 
 def _command_signature() -> inspect.Signature:
-    """--preset, then every training option in TrainConfig's order, then --name, --runs-dir, --resume, --quiet."""
+    """--preset, then every training option in TrainConfig's order, then --name, --runs-dir, --resume, --quiet, --nproc."""
     preset, *others = inspect.signature(_run_options, eval_str=True).parameters.values()
     parameters = [preset, *map(_typer_parameter, TRAIN_OPTIONS), *others]
     return inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters])
@@ -76,9 +91,20 @@ def explicit_options(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path, resume: Optional[str], quiet: bool,
-                  **arguments: Any) -> None:
+                  nproc: int, **arguments: Any) -> None:
     """Train a GAN chosen by name. With no options: a DCGAN on the embedded MNIST digits."""
-    from gantk.engine.trainer import Trainer  # torch-heavy: imported when training
+    if nproc > 1 and not launched_by_torchrun():
+        from gantk.cli.torchrun import train_in_processes
+
+        flags = [part for key, value in explicit_options(arguments).items()  # "--gen dcgan" → "--gen", "dcgan"
+                 for flag in option_for(key, value).as_flags(value) for part in flag.split(" ", 1)]
+        run_flags = [*(["--preset", preset] if preset else []), *(["--name", name] if name is not None else []),
+                     "--runs-dir", str(runs_dir), *(["--resume", resume] if resume is not None else []),
+                     *(["--quiet"] if quiet else [])]
+        raise typer.Exit(train_in_processes(nproc, ["train", *run_flags, *flags]))
+    from gantk.engine.build import resolve_device  # torch-heavy: imported when training
+    from gantk.engine.distributed import rank_device, text_from_rank0
+    from gantk.engine.trainer import Trainer
 
     explicit = explicit_options(arguments)
     if resume is not None:
@@ -94,10 +120,15 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
         shown = config  # the names as the user gave them, for the last message
         config = qualified_config(config, get_registry())  # config.json records package:name for every plugin
         stem = f"{config.gen.rpartition(':')[2]}-{config.dataset.rpartition(':')[2]}"
-        run_dir_claimed = new_run_dir(runs_dir, name, stem)  # created here; removed again if nothing gets written
+        # created here (by rank 0 under torchrun); removed again if nothing gets written
+        run_dir_claimed = new_run_dir(runs_dir, name, stem) if is_main_process() else nullcontext(None)
 
-    with run_dir_claimed as run_dir:  # the Trainer locks it from here until training ends
+    device = rank_device(resolve_device(config.device))
+    with processes_joined(device), run_dir_claimed as run_dir:  # the Trainer locks it from here until training ends
+        run_dir = Path(text_from_rank0(str(run_dir) if run_dir else None, device))  # rank 0's, on every rank
         result = Trainer(config, run_dir, resume=resume is not None, show_progress=not quiet).train()
+    if not is_main_process():
+        return
     gen, disc, loss, dataset = (as_typed(name) for name in (shown.gen, shown.disc, shown.loss, shown.dataset))
     typer.echo(f"Trained {gen}/{disc} with {loss} on {dataset} to step {result.step} "
                f"in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s, {result.precision}).")

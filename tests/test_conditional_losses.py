@@ -562,7 +562,7 @@ class HandBuiltSetup:
     """
 
     spec, device = SPEC, torch.device("cpu")
-    config = types.SimpleNamespace(n_critic=1)
+    config = types.SimpleNamespace(n_critic=1, accumulate=1)
 
     def __init__(self, G, D, loss, dtype: torch.dtype | None = None) -> None:
         record = gantk.ComponentRecord("generator", "tiny", "tests", "0", {})

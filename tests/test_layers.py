@@ -66,5 +66,6 @@ def test_the_contract_list_names_every_contract_module():
     """A new module in core/ must be placed: the engine's or accel's folder, or the contract's list."""
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     (contract,) = [c for c in config["contracts"] if c["type"] == "forbidden"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
     on_disk = {f"gantk.{path.stem}" for path in (REPO_ROOT / "core").glob("*.py") if path.stem != "__init__"}
-    assert set(contract["source_modules"]) == on_disk
+    assert set(contract["source_modules"]) == on_disk - set(layers)  # python -m gantk is the CLI's top layer

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gantk.engine.atomic_files import write_atomic
+from gantk.engine.distributed import mean_over_ranks
 from gantk.errors import GantkError, UsageError
 
 
@@ -88,7 +89,8 @@ class MetricsLog:
         if not self.pending:
             return self.last
         keys = [(step, key) for step, values in self.pending for key in values]
-        flat = torch.stack([values[key].float() for _, values in self.pending for key in values]).cpu().tolist()
+        stacked = torch.stack([values[key].float() for _, values in self.pending for key in values])
+        flat = mean_over_ranks(stacked).cpu().tolist()  # under torchrun: the mean of every rank's values
         sums: dict[str, list[float]] = {}
         for (step, key), value in zip(keys, flat):
             if not math.isfinite(value):

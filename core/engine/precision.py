@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gantk.engine.distributed import average_gradients
 from gantk.errors import UsageError
 
 
@@ -106,7 +107,12 @@ def backward(loss: Tensor, scaler: torch.amp.GradScaler) -> None:
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
-    """One optimizer step (through the scaler, which skips steps with inf/NaN gradients, under fp16)."""
+    """One optimizer step (through the scaler, which skips steps with inf/NaN gradients, under fp16).
+
+    Under torchrun the gradients are first averaged over the ranks (before the scaler looks for
+    inf/NaN, so that every rank takes or skips the step alike).
+    """
+    average_gradients(p for group in optimizer.param_groups for p in group["params"])
     if scaler.is_enabled():
         scaler.step(optimizer)
         scaler.update()

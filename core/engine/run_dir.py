@@ -28,6 +28,11 @@ _NAME_RULE = ("A run name is one folder name inside --runs-dir: not empty, at mo
               "--name mnist-hinge-2.")
 
 
+def launched_by_torchrun() -> bool:
+    """Whether this process is one of several ranks (torchrun sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def is_main_process() -> bool:
     """Only rank 0 writes files, samples and logs (torchrun sets RANK)."""
     return int(os.environ.get("RANK", "0")) == 0

@@ -19,7 +19,9 @@ checkpoint that verifies and restores completely, and cuts ``metrics.jsonl`` bac
 
 Pictures, metrics, the EMA and the export apply to the module a procedure exports as ``"generator"``.
 
-Only rank 0 writes files (``RANK`` as set by torchrun).
+Under torchrun every rank runs this loop on its rows of each batch (:mod:`gantk.distributed`);
+only rank 0 writes files, the logged losses are every rank's mean, and a Ctrl-C is acted on at
+the next log step, by every rank together.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ from gantk.engine.qualified_names import names_on_resume
 from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
 from gantk.engine.config import RESUMABLE, TrainConfig
 from gantk.engine.cpu_share import ThreadShare
+from gantk.engine.distributed import (
+    join_process_group, leave_process_group, mean_over_ranks, rank_device, same_on_every_rank,
+    wait_for_every_rank,
+)
+from gantk.engine.lr_schedule import schedules_at
 from gantk.engine.ema import EMA
 from gantk.engine.export import export_generator
 from gantk.engine.memory import keep_freed_memory
@@ -48,11 +55,12 @@ from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError, cut_metrics
 from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
 from gantk.engine.precision import PrecisionPolicy
 from gantk.engine.progress import TrainingProgress
-from gantk.engine.run_dir import already_exists, is_main_process, is_unused, point_latest
+from gantk.engine.run_dir import already_exists, is_main_process, is_unused, launched_by_torchrun, point_latest
 from gantk.engine.run_lock import RunLock
 from gantk.engine.sampling import evaluating
 from gantk.engine.scoring import PeriodicEvaluation, lower_is_better, metric_names_for
 from gantk.engine.setup import Setup
+from gantk.distributed import world_size
 from gantk.errors import GantkError, UsageError
 from gantk.memory_budget import allocation_failures_reported
 from gantk.protocols import Monitor, MonitorSetup, Procedure
@@ -131,8 +139,10 @@ class Trainer:
     def _build(self, registry: Registry | None, resume: bool) -> None:
         """Everything the run needs: data, the procedure and its networks, EMA, fixed noise, evaluation, monitors."""
         config = self.config
-        torch.manual_seed(config.seed)
-        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)  # the same on every rank: one shared random stream (gantk.distributed)
+        self.device = rank_device(resolve_device(config.device))
+        self._owns_process_group = launched_by_torchrun() and not torch.distributed.is_initialized()
+        join_process_group(self.device)
         registry = registry or get_registry()
         check_names(config, registry)
         self.dataset = build_dataset(registry, config.dataset, data_root=config.data_root,
@@ -152,6 +162,11 @@ class Trainer:
         self.last_checkpoint: Path | None = None  # the newest one known to be good: restored from, or written
         if resume:
             self._restore()
+        same_on_every_rank(self._modules().values())
+        self.schedules = schedules_at(self.procedure.optimizers(), config.lr_schedule, config.steps, self.step)
+        if config.compile:  # after the EMA copy was taken: it stays an uncompiled module
+            for module in self.procedure.modules().values():
+                module.compile()
         # Fixed noise for the sample pictures; a conditional generator gets one row per class.
         self.grid_row: int | None = None
         self.fixed_labels = None
@@ -204,12 +219,13 @@ class Trainer:
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"step": self.step, "rng": rng, "procedure": self.procedure.state()}
+        return {"step": self.step, "rng": rng, "procedure": self.procedure.state(), "world_size": world_size()}
 
     def _restore(self) -> None:
         """Continue from the newest checkpoint that verifies and restores completely; cut metrics.jsonl to it."""
         if self.main:
             remove_partial_files(self.run_dir)
+        wait_for_every_rank()  # the other ranks read the checkpoints once rank 0 has tidied them
         checkpoint = restore_newest(self.run_dir, self._restore_from)
         if checkpoint is None:
             raise GantkError(f"Cannot resume '{self.run_dir}': {why_none_usable(self.run_dir)}. Start a new run "
@@ -313,14 +329,25 @@ class Trainer:
         return f"The last good checkpoint, {self.last_checkpoint}, is kept."
 
     # ------------------------------------------------------------------ loop
+    def _stop_agreed(self, requested: bool) -> bool:
+        """Whether to stop after this step: the Ctrl-C flag, agreed by every rank at log steps under torchrun."""
+        if world_size() == 1:
+            return requested
+        if self.step % self.config.log_every:
+            return False
+        return bool(mean_over_ranks(torch.tensor([float(requested)], device=self.device)).item() > 0)
+
     def train(self) -> TrainResult:
         """Train to ``config.steps``; the run directory stays locked until this returns."""
         self._hold_run_dir()
         try:
-            return self._train()
+            result = self._train()
         finally:
             self.threads.restore()
             self._let_go_of_run_dir()
+        if self._owns_process_group:
+            leave_process_group()
+        return result
 
     def _train(self) -> TrainResult:
         config, started = self.config, time.perf_counter()
@@ -341,13 +368,15 @@ class Trainer:
                 while self.step < config.steps:
                     values = self.procedure.run(self.step + 1)
                     self.step += 1
+                    for schedule in self.schedules:
+                        schedule.step()
                     self.threads.poll()
                     if self.ema is not None:
                         self.ema.update()
                     log.add(self.step, values)
                     progress.advance(self.step)
                     last = self.step == config.steps
-                    stopping = stop.requested  # read once: a Ctrl-C arriving later in this step waits for the next
+                    stopping = self._stop_agreed(stop.requested)  # a Ctrl-C arriving later in this step waits
                     checkpoint_due = self.step % config.checkpoint_every == 0 or last or stopping
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))

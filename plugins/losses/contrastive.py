@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gantk
+from gantk.distributed import gather_rows
 from gantk.plugins.losses._heads import check_attached, check_features, check_labels, device_of, feature_dim_to_attach
 from gantk.protocols import DataSpec, DiscriminatorPhase, GeneratorPhase, LossTerm
 
@@ -114,8 +115,10 @@ class ContrastiveLoss(LossTerm):
         return projection(check_features(NAME, features, projection.in_features))
 
     def loss(self, features: Tensor, labels: Tensor) -> Tensor:
+        """L_2C over the whole batch: under torchrun every rank's rows are gathered (the pairs span ranks)."""
         with torch.autocast(features.device.type, enabled=False):  # float32 features: the head runs in float32 too
-            return contrastive_2c_loss(self.embed(features), self.proxies.weight, labels, self.temperature)
+            embeddings, labels = gather_rows(self.embed(features)), gather_rows(labels)
+            return contrastive_2c_loss(embeddings, self.proxies.weight, labels, self.temperature)
 
     def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         return self.loss(step.real_out.features, check_labels(NAME, step.real_labels, "real"))  # L_2C on real

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 import gantk
+from gantk.distributed import uniform_rows
 from gantk.protocols import DataSpec, DiscriminatorPhase, LossTerm
 
 
@@ -49,7 +50,7 @@ class GradientPenalty(LossTerm):
 
     def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         real, fake = step.real.detach(), step.fake.detach()
-        a = torch.rand(real.shape[0], device=real.device)  # a ~ U[0, 1], one per sample
+        a = uniform_rows(real.shape[0], device=real.device)  # a ~ U[0, 1], one per sample (this rank's rows)
         x_hat = interpolate(real, fake.to(real.dtype), a).requires_grad_(True)
         logits = step.discriminator(x_hat, step.real_labels).logits
         return gradient_penalty(input_gradients(logits, x_hat))

@@ -20,11 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import gantk
+from gantk.distributed import gather_rows
 
 
 def relative_logits(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
     """(Δr, Δf): each real logit against the mean fake one, each fake logit against the mean real one."""
-    return real - fake.mean(), fake - real.mean()  # Δr = C(x) − E C(x~), Δf = C(x~) − E C(x)
+    # the means run over the whole batch, every rank's rows under torchrun
+    real_mean, fake_mean = gather_rows(real).mean(), gather_rows(fake).mean()
+    return real - fake_mean, fake - real_mean  # Δr = C(x) − E C(x~), Δf = C(x~) − E C(x)
 
 
 def ragan_discriminator_loss(real: Tensor, fake: Tensor) -> Tensor:

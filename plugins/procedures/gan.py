@@ -1,7 +1,10 @@
 """The ``gan`` procedure: noise → sample GAN training (Goodfellow et al. 2014), gantk's default step.
 
 One step is a discriminator phase (``--n-critic`` updates on real batches and fresh fakes)
-followed by one generator update. The loss terms decide how each loss is computed (including
+followed by one generator update. With ``--accumulate K`` each update runs its batch as K
+micro-batches, one after another, back-propagating each one's loss / K before the single
+optimizer step; under torchrun each process runs its rows of the global batch
+(:mod:`gantk.distributed`) and the engine averages the gradients before every step. The loss terms decide how each loss is computed (including
 extra D passes, e.g. the gradient penalty); this procedure decides which networks and phases; the
 training loop decides when to log, sample, evaluate and save.
 
@@ -20,6 +23,8 @@ import torch
 from torch import Tensor, nn
 
 import gantk
+from gantk.distributed import local_rows, local_size, world_size
+from gantk.errors import UsageError
 from gantk.engine.precision import backward, optimizer_step
 from gantk.protocols import ComponentRecord, DiscriminatorOutput, DiscriminatorPhase, GeneratorPhase, TrainingSetup
 
@@ -35,6 +40,11 @@ class GanProcedure:
         self.d_optimizer = setup.discriminator_optimizer([*self.discriminator.parameters(), *self.loss.parameters()])
         self.batches = setup.batches()
         self.spec, self.n_critic, self.device = setup.spec, setup.config.n_critic, setup.device
+        self.accumulate = setup.config.accumulate
+        if local_size(self.batches.batch_size) % self.accumulate:
+            raise UsageError(f"Each process's {local_size(self.batches.batch_size)} rows of the batch cannot be cut "
+                             f"into --accumulate {self.accumulate} equal micro-batches: use a --batch-size that is a "
+                             f"multiple of {world_size() * self.accumulate} (processes × micro-batches).")
         self.autocast = setup.autocast
         self.loss_needs = self.loss.needs  # every term's needs; D's phase hands them to each term
         self.real_grad = "real_grad" in self.loss_needs
@@ -73,62 +83,92 @@ class GanProcedure:
         # terms before totals, so that the non-finite guard names the term that failed first
         return {**d_parts, "d/total": d_total.detach(), **g_parts, "g/total": g_total.detach()}
 
-    # ------------------------------------------------------------------ the two phases
-    def _noise(self, n: int) -> tuple[Tensor, Tensor | None]:
-        z = torch.randn(n, self.generator.z_dim, device=self.device)
-        labels = torch.randint(self.spec.num_classes, (n,), device=self.device) if self.spec.labelled else None
-        return z, labels
+    # ------------------------------------------------------------------ batches
+    def _noise(self) -> tuple[Tensor, Tensor | None]:
+        """This rank's rows of one draw of latents (and fake labels) for the whole global batch
+        (the rule of :mod:`gantk.distributed`: every rank draws alike and keeps its rows)."""
+        z = torch.randn(self.batches.batch_size, self.generator.z_dim, device=self.device)
+        if not self.spec.labelled:
+            return local_rows(z), None
+        labels = torch.randint(self.spec.num_classes, (self.batches.batch_size,), device=self.device)
+        return local_rows(z), local_rows(labels)
 
+    def _micro_batches(self, *tensors: Tensor | None) -> list[tuple[Tensor | None, ...]]:
+        """The tensors (this rank's rows of a batch) cut into ``--accumulate`` micro-batches, in order."""
+        cut = [t.chunk(self.accumulate) if t is not None else (None,) * self.accumulate for t in tensors]
+        return list(zip(*cut))
+
+    def _averaged(self, values: list[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss total and terms of a phase: the mean over its micro-batches (detached)."""
+        if len(values) == 1:
+            total, parts = values[0]
+            return total.detach(), parts
+        totals = torch.stack([total.detach() for total, _ in values]).mean()
+        return totals, {key: torch.stack([parts[key] for _, parts in values]).mean() for key in values[0][1]}
+
+    # ------------------------------------------------------------------ the two phases
     def _discriminate(self, x: Tensor, labels: Tensor | None) -> DiscriminatorOutput:
         """D(x, y) cast to float32 (called under the phase's autocast): every D output the loss terms see."""
         return self.discriminator(x, labels).to_float32()
 
     def _discriminator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         real, real_labels = self.batches.next()
-        z, fake_labels = self._noise(real.shape[0])
+        z, fake_labels = self._noise()
+        self.d_optimizer.zero_grad(set_to_none=True)
+        values, latest_real = [], []
+        for real, real_labels, z, fake_labels in self._micro_batches(real, real_labels, z, fake_labels):
+            total, parts = self._discriminator_loss(step, real, real_labels, z, fake_labels)
+            backward(total / self.accumulate, self.d_scaler)  # Σ over micro-batches of (their mean) / K
+            values.append((total, parts))
+            latest_real.append((real.detach(), real_labels))
+        if self.real_in_generator_phase:
+            self._latest_real = latest_real
+        optimizer_step(self.d_optimizer, self.d_scaler)  # under torchrun: gradients averaged over the ranks first
+        self.loss.after_discriminator_update(self.discriminator)
+        return self._averaged(values)
+
+    def _discriminator_loss(self, step: int, real: Tensor, real_labels: Tensor | None, z: Tensor,
+                            fake_labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.no_grad(), self.autocast():
             fake = self.generator(z, fake_labels)
-        if self.real_in_generator_phase:
-            self._latest_real = real.detach(), real_labels
         if self.real_grad:
             real = real.detach().requires_grad_(True)
         with self.autocast():  # D's passes and the terms share one region (and so autocast's cached weight casts)
             context = DiscriminatorPhase(real, fake, real_labels, fake_labels, self._discriminate(real, real_labels),
                                          self._discriminate(fake, fake_labels), self._discriminate, step,
                                          needs=self.loss_needs)
-            total, parts = self.loss.discriminator_loss(context)
-        self.d_optimizer.zero_grad(set_to_none=True)
-        backward(total, self.d_scaler)
-        optimizer_step(self.d_optimizer, self.d_scaler)
-        self.loss.after_discriminator_update(self.discriminator)
-        return total, parts
+            return self.loss.discriminator_loss(context)
 
-    def _real_for_generator_phase(self) -> tuple[Tensor | None, Tensor | None, DiscriminatorOutput | None]:
-        """The latest real batch, its labels and D's output on it now (D's weights after its update), for the
-        terms that need ``"real_in_generator_phase"``; three Nones otherwise (no extra D pass)."""
+    def _real_for_generator_phase(self, micro_batch: int
+                                  ) -> tuple[Tensor | None, Tensor | None, DiscriminatorOutput | None]:
+        """The latest real micro-batch, its labels and D's output on it now (D's weights after its update), for
+        the terms that need ``"real_in_generator_phase"``; three Nones otherwise (no extra D pass)."""
         if not self.real_in_generator_phase:
             return None, None, None
-        real, labels = self._latest_real
+        real, labels = self._latest_real[micro_batch]
         with torch.no_grad():  # D is frozen in G's phase: its output on real data is a constant for G's loss
             return real, labels, self._discriminate(real, labels)
 
     def _generator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
-        z, fake_labels = self._noise(self.batches.batch_size)
+        z, fake_labels = self._noise()
         for parameter in self._d_side:  # D's weights get no gradient from G's loss: skip computing it
             parameter.requires_grad_(False)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        values = []
         try:
-            with self.autocast():
-                fake = self.generator(z, fake_labels)
-                context = GeneratorPhase(fake, fake_labels, self._discriminate(fake, fake_labels), self._discriminate,
-                                         step, *self._real_for_generator_phase())
-                total, parts = self.loss.generator_loss(context)
-            self.g_optimizer.zero_grad(set_to_none=True)
-            backward(total, self.g_scaler)
+            for index, (z, fake_labels) in enumerate(self._micro_batches(z, fake_labels)):
+                with self.autocast():
+                    fake = self.generator(z, fake_labels)
+                    context = GeneratorPhase(fake, fake_labels, self._discriminate(fake, fake_labels),
+                                             self._discriminate, step, *self._real_for_generator_phase(index))
+                    total, parts = self.loss.generator_loss(context)
+                backward(total / self.accumulate, self.g_scaler)
+                values.append((total, parts))
         finally:
             for parameter in self._d_side:
                 parameter.requires_grad_(True)
         optimizer_step(self.g_optimizer, self.g_scaler)
-        return total, parts
+        return self._averaged(values)
 
 
 @gantk.hookimpl
