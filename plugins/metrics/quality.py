@@ -5,7 +5,8 @@ Each is ``metric(generator, dataset, *, device, shared=None) -> dict[str, float]
 seeded subset, features cached); the maths is in :mod:`gantk.plugins.metrics.formulas`. Metrics
 evaluated together (``gantk eval --metrics fid,kid,pr``) pass one ``shared`` dict so that the
 samples and features are computed once. After a call, ``metric.protocol`` records how the
-number was made (extractor and weights hash, sample counts, seed, data set and its hash).
+number was made (extractor and weights hash, sample counts, seed, data set, the SHA-256 of in-memory
+samples and the data set's fingerprint).
 
 Options (``gantk eval -M KEY=VALUE``): ``n`` (samples per side, default 5000), ``seed`` (0),
 ``features`` (auto, classifier, inception, raw), ``inception_weights`` (a path; else
@@ -69,6 +70,7 @@ class FeatureMetric:
                          "weights_sha256": extractor.weights_sha256, "real_samples": len(real.features),
                          "generated_samples": len(fake.features), "seed": self.seed,
                          "dataset": dataset.spec.name, "data_sha256": real.data_sha256,
+                         "data_fingerprint": dataset.fingerprint,
                          "gantk_version": gantk.__version__}
         return self.score(real, fake, extractor)
 
