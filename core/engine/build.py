@@ -95,7 +95,7 @@ def check_training_memory(config: TrainConfig, spec: DataSpec, generator: nn.Mod
     weights = TRAINING_COPIES * g.parameters + (g.parameters if config.ema else 0)
     activations = (g.activations or 0) + 4 * batch * math.prod(spec.shape)  # G's, and a batch of real data
     if discriminator is not None:
-        d = measure(discriminator, meta_tensor(batch, *spec.shape), labels if discriminator.conditional else None)
+        d = measure(discriminator, meta_tensor(batch, *spec.shape), labels)  # D gets the labels, as in training
         weights += TRAINING_COPIES * d.parameters
         activations += 2 * (d.activations or 0)  # a real and a fake batch
     count = config.num_samples  # the fixed noise of the sample pictures, drawn in one pass
