@@ -117,7 +117,8 @@ class TrainConfig:
     workers: str = option("auto", resumable=True,
                           help="Processes that decode a streamed image folder: auto (one per core, at most 4) or a "
                                "number (0: decode in the training process).")
-    compile: bool = option(False, resumable=True, help="torch.compile G and D (pays off on GPUs; see docs/scaling.md).")
+    compile: bool = option(False, resumable=True,
+                           help="torch.compile G and D (compiling takes a while at the start; see docs/scaling.md).")
     sync_bn: bool = option(False, help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, "
                                        "CUDA only).")
     max_memory: str | None = option(None, resumable=True, default_text="the memory available",

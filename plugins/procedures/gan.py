@@ -49,7 +49,7 @@ class GanProcedure:
         self.loss_needs = self.loss.needs  # every term's needs; D's phase hands them to each term
         self.real_grad = "real_grad" in self.loss_needs
         self.real_in_generator_phase = "real_in_generator_phase" in self.loss_needs
-        self._latest_real: tuple[Tensor, Tensor | None] | None = None  # the last D phase's batch, for G's phase
+        self._latest_real: list[tuple[Tensor, Tensor | None]] = []  # the last D update's micro-batches, for G's phase
         self._d_side = [p for p in (*self.discriminator.parameters(), *self.loss.parameters()) if p.requires_grad]
         self.d_scaler, self.g_scaler = setup.grad_scaler(), setup.grad_scaler()
 
