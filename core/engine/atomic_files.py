@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
+def create_temporary(path: Path) -> tuple[int, Path]:
     """An open descriptor and the path of a new, empty temporary file beside ``path``."""
     while True:
         temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -29,7 +29,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring); an OS error names ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = _create_temporary(path)
+    fd, temporary = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

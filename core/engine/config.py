@@ -115,7 +115,7 @@ class TrainConfig:
                           help="CPU threads: auto (the cores other processes leave free, looked at every 2 s) or a "
                                "number.")
     workers: str = option("auto", resumable=True,
-                          help="Processes that decode a streamed image folder: auto (one per core, at most 4) or a "
+                          help="Processes that decode a streamed image folder: auto (one per two cores, at most 4) or a "
                                "number (0: decode in the training process).")
     compile: bool = option(False, resumable=True,
                            help="torch.compile G and D (compiling takes a while at the start; see docs/scaling.md).")

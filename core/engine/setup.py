@@ -16,7 +16,9 @@ from gantk.accel import enable_cpu_kernels
 from gantk.engine.batches import make_batches
 from gantk.engine.build import build_gan, build_generator, make_optimizer
 from gantk.engine.config import TrainConfig
+from gantk.engine.distributed import check_sync_batch_norm
 from gantk.engine.precision import PrecisionPolicy
+from gantk.distributed import world_size
 from gantk.protocols import Batches, ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Registry
 
@@ -33,7 +35,12 @@ class Setup:
         return self.dataset.spec
 
     def _place(self, network: nn.Module) -> nn.Module:
-        """``network`` on the device in the run's layout, with gantk's CPU kernels where they apply."""
+        """``network`` on the device in the run's layout, with gantk's CPU kernels where they apply (and
+        SyncBatchNorm for BatchNorm under torchrun with ``--sync-bn``)."""
+        if self.config.sync_bn:
+            check_sync_batch_norm(self.device)
+            if world_size() > 1:
+                network = nn.SyncBatchNorm.convert_sync_batchnorm(network)
         network = network.to(self.device, memory_format=self.memory_format)
         enable_cpu_kernels([network], self.device, self.dtype, self.config.cpu_kernels)
         return network
@@ -50,7 +57,8 @@ class Setup:
         return self._place(generator), record
 
     def batches(self) -> Batches:
-        return make_batches(self.dataset, self.config.batch_size, self.device, self.memory_format)
+        return make_batches(self.dataset, self.config.batch_size, self.device, self.memory_format,
+                            seed=self.config.seed, workers=self.config.worker_count)
 
     def generator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         return make_optimizer(self.config.g_optimizer, parameters)

@@ -5,7 +5,8 @@ test set) as ``sklearn/datasets/data/digits.csv.gz``: one row per image, 64 pixe
 major) then the label, the file ``sklearn.datasets.load_digits`` parses. Importing
 ``sklearn.datasets`` takes about a second, so the file is read directly from scikit-learn's
 install folder (located without importing it); if a scikit-learn release moves the file,
-``load_digits`` is used instead. Pixel values 0..16 map to [-1, 1]; ``image_size`` resizes.
+``load_digits`` is used instead. Pixel values 0..16 map to float32 [-1, 1] (not 8-bit pixels, so not
+stored as uint8; the whole set is 460 KB); ``image_size`` resizes.
 """
 
 from __future__ import annotations

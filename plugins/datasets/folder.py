@@ -15,42 +15,57 @@ Layout and decisions:
   N×N is cropped. Without it every image must share one size, which is kept (even if not square).
 - ``channels`` 1 or 3; by default 1 when every image is grayscale (PIL modes 1, L, LA, I, I;16
   or a palette of grays), else 3. Colour to gray uses PIL's ITU-R 601-2 luma; alpha is dropped.
-  16-bit grayscale maps 0..65535, everything else 0..255, to [-1, 1].
-- When the float32 tensor would take at most :data:`MEMORY_LIMIT_BYTES` (2 GiB) and fits the
-  memory budget (:mod:`gantk.memory_budget`: the memory available, or --max-memory) the images are
-  loaded into ``samples``; otherwise ``samples`` is None and ``stream`` is a
-  :class:`FolderImages` that decodes on demand, yielding ``(image, label)`` with label -1 for
-  unlabelled images (the engine reads negative labels as "none").
+- Storage: 8-bit images are kept as uint8 pixels 0..255 (the engine maps each batch to [-1, 1]
+  on the device, x/255·2 − 1); with ``image_size`` each one is resized in float and rounded back
+  to uint8. A folder holding any 16-bit grayscale image (0..65535) is kept as float32 in [-1, 1].
+- ``memory`` (``-O memory=auto|load|stream``): ``auto`` loads the images into ``samples`` when
+  their stored bytes (1 per uint8 value, 4 per float32) are at most :data:`MEMORY_LIMIT_BYTES`
+  (2 GiB, e.g. 174,762 RGB images at 64×64) and fit the memory budget
+  (:mod:`gantk.memory_budget`: the memory available, or --max-memory), else streams them. The cap
+  bounds the decoding before the first step (a ``gantk data prepare`` archive loads without
+  decoding and has no cap). ``load`` always loads (a usage error when the images do
+  not fit); ``stream`` always streams. A streamed folder has ``samples`` None and ``stream`` a
+  :class:`FolderImages` that decodes on demand (in the DataLoader's workers, ``--workers``),
+  yielding ``(image, label)`` with label -1 for unlabelled images (the engine reads negative
+  labels as "none").
+- ``fingerprint``: SHA-256 of the sorted relative paths with each file's size and mtime_ns, the
+  ``image_size`` and ``channels`` (:func:`folder_fingerprint`); caches of values computed from the
+  data are keyed by it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset as TorchDataset
 
 import gantk
+from gantk.engine.batches import auto_workers, read_in_order
 from gantk.errors import GantkError, UsageError
-from gantk.memory_budget import fits
+from gantk.memory_budget import check_fits, fits
 from gantk.options import choice
-from gantk.plugins.datasets._images import check_image_size, require_folder, to_signed_unit
+from gantk.plugins.datasets._images import BYTE_MAX, check_image_size, require_folder, resize_images, to_signed_unit
 from gantk.protocols import DataSpec, Dataset
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-#: Largest float32 tensor (bytes) loaded into memory; bigger folders stream from disk.
+#: Largest image tensor (stored bytes: uint8, or float32 for 16-bit folders) ``memory=auto`` loads into memory.
 MEMORY_LIMIT_BYTES = 2 * 1024 ** 3
-#: Folders with at least this many images show a progress bar while they are read.
+#: Folders with at least this many images show a progress bar while they are read (and decode in workers).
 PROGRESS_FROM = 2000
+#: ``-O memory=``: load when it fits (auto), always load, always stream.
+MEMORY_CHOICES = ("auto", "load", "stream")
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"})
 WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+WIDE_MAX = 65535.0
 LAYOUT_HINT = ("Pass --data-root DIR (data_root= in Python) pointing at a folder of images with one subfolder "
                "per class (the subfolder names become the class names), or holding the images directly for "
                "an unlabelled set.")
@@ -121,72 +136,87 @@ def _is_gray(image) -> bool:
 
 @dataclass(frozen=True)
 class Survey:
-    """What the image headers say: the (H, W) sizes seen (one example file each) and grayscale."""
+    """What the image headers say: the (H, W) sizes seen (one example file each), whether all are
+    grayscale, and whether any is 16-bit (``wide``)."""
 
     sizes: dict[tuple[int, int], Path]
     gray: bool
+    wide: bool = False
 
 
-def _progress(items: Iterable, total: int, what: str) -> Iterator:
+def _progress(items: Iterable, total: int, what: str, count: Callable[[Any], int] = lambda item: 1) -> Iterator:
+    """``items``, with a progress bar on stderr counting to ``total`` when it is at least :data:`PROGRESS_FROM`;
+    ``count(item)`` is how far each item moves it."""
     if total < PROGRESS_FROM:
-        return iter(items)
+        yield from items
+        return
     from rich.console import Console
-    from rich.progress import track
+    from rich.progress import Progress
 
-    return iter(track(items, total=total, description=what, console=Console(stderr=True), transient=True))
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        for item in items:
+            yield item
+            bar.advance(task, count(item))
 
 
 def survey(files: list[Path]) -> Survey:
-    """Read every image's header (not its pixels): sizes and whether all are grayscale."""
+    """Read every image's header (not its pixels): sizes, whether all are grayscale, whether any is 16-bit."""
     sizes: dict[tuple[int, int], Path] = {}
-    gray = True
+    gray, wide = True, False
     for path in _progress(files, len(files), "checking images"):
         with _open(path) as image:
             sizes.setdefault((image.height, image.width), path)
             gray = gray and _is_gray(image)
-    return Survey(sizes, gray)
+            wide = wide or image.mode in WIDE_GRAY_MODES
+    return Survey(sizes, gray, wide)
 
 
-def _pixels(path: Path, channels: int) -> Tensor:
-    """One image as float32 (channels, H, W) in [-1, 1]."""
+def _pixels(path: Path, channels: int, wide: bool) -> Tensor:
+    """One image as (channels, H, W): uint8 0..255, or float32 in [-1, 1] when ``wide`` (16-bit folders)."""
     with _open(path) as image:
         try:
             if image.mode in WIDE_GRAY_MODES:
-                array, top = np.clip(np.asarray(image, dtype=np.int64), 0, 65535), 65535.0
+                array, top = np.clip(np.asarray(image, dtype=np.int64), 0, 65535), WIDE_MAX
                 array = np.repeat(array[..., None], channels, axis=2)
             else:
-                array, top = np.asarray(image.convert("L" if channels == 1 else "RGB")), 255.0
+                array, top = np.asarray(image.convert("L" if channels == 1 else "RGB")), BYTE_MAX
         except (OSError, ValueError) as exc:  # truncated or corrupt pixel data
             raise _unreadable(path, exc) from exc
     array = array.reshape(array.shape[0], array.shape[1], -1)
-    return to_signed_unit(torch.from_numpy(array.transpose(2, 0, 1).copy()), top)
+    pixels = torch.from_numpy(array.transpose(2, 0, 1).copy())
+    return to_signed_unit(pixels, top) if wide else pixels
 
 
 def cover_crop(image: Tensor, size: int) -> Tensor:
-    """(C, H, W) resized so the shorter side is ``size`` (antialiased bilinear), centre-cropped to size²."""
+    """(C, H, W) resized so the shorter side is ``size`` (antialiased bilinear; uint8 rounded back to uint8),
+    centre-cropped to size²."""
     height, width = image.shape[-2:]
     scale = size / min(height, width)
     new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        image = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear", align_corners=False,
-                              antialias=True)[0].clamp_(-1.0, 1.0)
+    image = resize_images(image[None], new_h, new_w)[0]
     top, left = (new_h - size) // 2, (new_w - size) // 2
     return image[:, top:top + size, left:left + size]
 
 
 class FolderImages(TorchDataset):
-    """The images of a folder, decoded on demand: item i is ``(float32 (C, H, W) in [-1, 1], label)``."""
+    """The images of a folder, decoded on demand: item i is ``(image (C, H, W), label)``.
 
-    def __init__(self, files: list[Path], labels: list[int], channels: int, image_size: int | None) -> None:
+    Images are uint8 0..255, or float32 in [-1, 1] when ``wide`` (a folder with 16-bit images).
+    """
+
+    def __init__(self, files: list[Path], labels: list[int], channels: int, image_size: int | None,
+                 wide: bool = False) -> None:
         self.files, self.labels, self.channels, self.image_size = list(files), list(labels), channels, image_size
+        self.wide = wide
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image = _pixels(self.files[index], self.channels)
+        image = _pixels(self.files[index], self.channels, self.wide)
         if self.image_size is not None:
-            image = cover_crop(image, self.image_size)
+            image = cover_crop(image, self.image_size).contiguous()
         return image, self.labels[index]
 
 
@@ -201,33 +231,83 @@ def _shape(found: Survey, image_size: int | None, channels: int, root: Path) -> 
     return channels, height, width
 
 
+def folder_fingerprint(root: Path, files: list[Path], image_size: int | None, channels: int) -> str:
+    """SHA-256 of what identifies a folder's data: each file's relative path, size and mtime_ns (sorted by path),
+    then ``image_size`` and ``channels``."""
+    digest = hashlib.sha256(b"gantk.folder/1\n")
+    for relative, path in sorted((p.relative_to(root).as_posix(), p) for p in files):
+        stat = path.stat()
+        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update(json.dumps({"image_size": image_size, "channels": channels}).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """A folder found and its headers read: the decoder of its images, their class names and shape."""
+
+    root: Path
+    images: FolderImages
+    class_names: tuple[str, ...]
+    shape: tuple[int, int, int]
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of every image held in memory: 1 per uint8 value, 4 per float32 (16-bit folders)."""
+        return (4 if self.images.wide else 1) * len(self.images) * math.prod(self.shape)
+
+    def describe(self) -> str:
+        kind = f"{len(self.class_names)} classes" if self.class_names else "unlabelled"
+        return f"{len(self.images):,} images from '{self.root}' ({kind}), {'x'.join(map(str, self.shape))}"
+
+
+def scan_folder(root: Path, image_size: int | None, channels: int | None) -> FolderScan:
+    """Find the images of ``root`` (see the module docstring) and read their headers; nothing is decoded yet."""
+    files, labels, class_names = find_images(root)
+    found = survey(files)
+    channels = channels or (1 if found.gray else 3)
+    shape = _shape(found, image_size, channels, root)
+    return FolderScan(root, FolderImages(files, labels, channels, image_size, found.wide), class_names, shape)
+
+
+def decode_all(images: TorchDataset, what: str, workers: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    """``images`` decoded in index order, in batches: by ``workers`` processes (None: the training process for a
+    small folder, :func:`gantk.engine.batches.auto_workers` from :data:`PROGRESS_FROM` images on)."""
+    if workers is None:
+        workers = auto_workers() if len(images) >= PROGRESS_FROM else 0
+    return _progress(read_in_order(images, workers), len(images), what, count=lambda batch: len(batch[0]))
+
+
 def load_folder(*, data_root=None, image_size: int | None = None, download: bool = False,
-                channels: int | None = None) -> Dataset:
+                channels: int | None = None, memory: str = "auto") -> Dataset:
     """Images from --data-root, one subfolder per class (or all in the folder, unlabelled)."""
     root = require_folder("folder", data_root, "images", LAYOUT_HINT)
     image_size = check_image_size(image_size)
     if channels is not None:
         channels = choice("data set 'folder'", "channels", channels, (1, 3), hint="1 for grayscale, 3 for RGB")
-    files, labels, class_names = find_images(root)
-    found = survey(files)
-    channels = channels or (1 if found.gray else 3)
-    shape = _shape(found, image_size, channels, root)
-    spec = DataSpec(shape, len(class_names), "folder")
-    images = FolderImages(files, labels, channels, image_size)
-    kind = f"{len(class_names)} classes" if class_names else "unlabelled"
-    description = f"{len(files):,} images from '{root}' ({kind}), {'x'.join(map(str, shape))}"
-    in_memory = 4 * len(files) * math.prod(shape)  # bytes of the float32 tensor
-    if in_memory > MEMORY_LIMIT_BYTES or not fits(in_memory):
-        return Dataset(spec=spec, samples=None, class_names=class_names, stream=images,
-                       description=description + ", streamed from disk")
-    samples = torch.empty((len(files), *shape), dtype=torch.float32)
-    for index in _progress(range(len(files)), len(files), "reading images"):
-        samples[index] = images[index][0]
-    tensor_labels = torch.tensor(labels, dtype=torch.int64) if class_names else None
-    return Dataset(spec=spec, samples=samples, labels=tensor_labels, class_names=class_names,
-                   description=description)
+    memory = choice("data set 'folder'", "memory", memory, MEMORY_CHOICES,
+                    hint="auto (load what fits), load or stream")
+    scan = scan_folder(root, image_size, channels)
+    spec = DataSpec(scan.shape, len(scan.class_names), "folder")
+    fingerprint = folder_fingerprint(root, scan.images.files, image_size, scan.images.channels)
+    if memory == "load":
+        check_fits(scan.stored_bytes, f"The data set 'folder' ({scan.describe()})",
+                   "Stream it from disk instead (-O memory=stream or the default -O memory=auto), or use a smaller "
+                   "--image-size.")
+    elif memory == "stream" or scan.stored_bytes > MEMORY_LIMIT_BYTES or not fits(scan.stored_bytes):
+        return Dataset(spec=spec, samples=None, class_names=scan.class_names, stream=scan.images,
+                       description=scan.describe() + ", streamed from disk", fingerprint=fingerprint)
+    samples = torch.empty((len(scan.images), *scan.shape), dtype=torch.float32 if scan.images.wide else torch.uint8)
+    start = 0
+    for images, _ in decode_all(scan.images, "reading images"):
+        samples[start:start + len(images)] = images
+        start += len(images)
+    labels = torch.tensor(scan.images.labels, dtype=torch.int64) if scan.class_names else None
+    return Dataset(spec=spec, samples=samples, labels=labels, class_names=scan.class_names,
+                   description=scan.describe(), fingerprint=fingerprint)
 
 
 @gantk.hookimpl
 def register_datasets(register):
-    register("folder", load_folder, summary="An image folder, one subfolder per class (--data-root DIR)")
+    register("folder", load_folder,
+             summary="An image folder, one subfolder per class (--data-root DIR; -O memory=auto|load|stream)")

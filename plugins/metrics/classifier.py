@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 import gantk
 from gantk.errors import GantkError, UsageError
-from gantk.protocols import Dataset
+from gantk.protocols import Dataset, signed_unit
 from gantk.engine.safetensors_io import read_safetensors, write_safetensors
 from gantk.engine.sampling import evaluating
 
@@ -119,7 +119,7 @@ def require_labelled_images(dataset: Dataset, purpose: str = "This metric") -> N
 def classify(model: nn.Module, samples: Tensor, *, batch_size: int = 1000, device: str | torch.device = "cpu") -> Tensor:
     """The predicted class (N,) int64 on the CPU for each sample, in eval mode and without gradients."""
     with evaluating(model), torch.no_grad():
-        chunks = [model(samples[i:i + batch_size].to(device, torch.float32)).argmax(1).cpu()
+        chunks = [model(signed_unit(samples[i:i + batch_size].to(device))).argmax(1).cpu()
                   for i in range(0, len(samples), batch_size)]
     return torch.cat(chunks) if chunks else torch.empty(0, dtype=torch.int64)
 
@@ -144,7 +144,7 @@ def train_classifier(samples: Tensor, labels: Tensor, num_classes: int, *, seed:
         torch.manual_seed(seed)
         model = ImageClassifier(tuple(samples.shape[1:]), num_classes)
     model.to(device).train()
-    x = samples[train].to(device, torch.float32)
+    x = signed_unit(samples[train].to(device))  # uint8 pixels → [-1, 1], x/255·2 − 1
     y = labels[train].to(device)
     batch = max(2, min(batch_size, len(train)))
     per_epoch = max(1, len(train) // batch)  # full batches only: BatchNorm needs more than one sample
@@ -179,9 +179,13 @@ def default_cache_dir() -> Path:
 
 
 def data_sha256(dataset: Dataset) -> str:
-    """SHA-256 of the samples' shape and float32 bytes followed by the labels' int64 bytes (if labelled)."""
+    """SHA-256 of the samples' shape and float32 bytes followed by the labels' int64 bytes (if labelled).
+
+    uint8 pixels are hashed as the float32 values the classifier sees (:func:`gantk.protocols.signed_unit`),
+    so a data set's hash did not change when it began to keep uint8 samples.
+    """
     digest = hashlib.sha256()
-    samples = dataset.samples.detach().to("cpu", torch.float32).contiguous()
+    samples = signed_unit(dataset.samples.detach().to("cpu")).contiguous()
     digest.update(repr(tuple(samples.shape)).encode())
     digest.update(samples.numpy().tobytes())
     if dataset.labels is not None:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 import gantk
-from gantk.protocols import MonitorSetup
+from gantk.protocols import MonitorSetup, signed_unit
 
 DIVERSITY_THRESHOLD = 0.2
 
@@ -35,7 +35,7 @@ class DiversityMonitor:
 
     def __init__(self, real_samples: Tensor, threshold: float = DIVERSITY_THRESHOLD, max_real: int = 256) -> None:
         chosen = torch.randperm(len(real_samples), generator=torch.Generator().manual_seed(0))[:max_real]
-        self.reference = mean_pairwise_distance(real_samples[chosen])
+        self.reference = mean_pairwise_distance(signed_unit(real_samples[chosen]))  # uint8 pixels → [-1, 1]
         self.threshold = threshold
         self.warned = False
         self.spread = False  # whether the samples have been at least ``threshold`` diverse yet

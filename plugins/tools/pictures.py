@@ -19,7 +19,7 @@ import gantk
 from gantk.engine.atomic_files import write_atomic
 from gantk.engine.safetensors_io import write_safetensors
 from gantk.errors import UsageError
-from gantk.protocols import DataSpec, MonitorSetup
+from gantk.protocols import DataSpec, MonitorSetup, signed_unit
 
 OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
 #: real points drawn under 1-D and 2-D samples
@@ -124,7 +124,8 @@ class SamplePictures:
     def __init__(self, setup: MonitorSetup) -> None:
         self.spec, self.folder, self.nrow = setup.spec, setup.run_dir / "samples", setup.grid_row
         samples = setup.dataset.samples
-        self.reference = samples[:REFERENCE_POINTS] if samples is not None and not self.spec.is_image else None
+        self.reference = signed_unit(samples[:REFERENCE_POINTS]) if samples is not None and not self.spec.is_image \
+            else None
 
     def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
         save_samples(samples, self.spec, self.folder / f"step_{step:06d}.png", reference=self.reference,
