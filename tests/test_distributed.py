@@ -22,6 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # each test starts several torchrun groups (about 75 s for the file on 2 cores)
+
 GANTK = [sys.executable, "-m", "gantk"]
 # tiny networks without BatchNorm or dropout (whose per-rank statistics and draws differ by design)
 RING = ["--dataset", "ring8", "--gen", "mlp", "-G", "batchnorm=false", "-D", "dropout=0"]

@@ -146,6 +146,7 @@ def test_nan_guard_in_process(tmp_path):
     assert info.value.step == 3 and info.value.key == "d/nan-after" and info.value.exit_code == 1
 
 
+@pytest.mark.slow
 def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
     # Checkpoint every step with a wider net so that most of the wall time is spent writing checkpoints.
     args = ["train", "--gen", "dcgan", "--dataset", "digits", "-G", "width=64", "-D", "width=64", "--batch-size", "8",
