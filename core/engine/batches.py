@@ -21,7 +21,6 @@ batch (:func:`gantk.distributed.local_rows`); ``batch_size`` stays the global ba
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -32,6 +31,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import default_collate
 
 from gantk.distributed import local_rows
+from gantk.engine.cpu_share import usable_cores
 from gantk.errors import GantkError, UsageError
 from gantk.protocols import Dataset, signed_unit
 
@@ -48,7 +48,7 @@ def auto_workers() -> int:
     (decoding a 64×64 PNG batch costs a few percent of a CPU training step), on 1 core the
     training process decodes itself (0 workers), from 8 cores on 4 workers feed a GPU.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return min(MOST_AUTO_WORKERS, cores // 2)
 
 

@@ -36,7 +36,7 @@ def _busy_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest time is inside user
 
 
-def _cores() -> int:
+def usable_cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -67,7 +67,7 @@ class ThreadShare:
         if busy is None or busy_then is None:
             return
         others = max(0.0, (busy - busy_then) - (own - own_then)) / (now - then)  # cores the rest of the machine used
-        threads = max(1, min(self.most, round(_cores() - others)))
+        threads = max(1, min(self.most, round(usable_cores() - others)))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
             self.fewest = min(self.fewest, threads)

@@ -27,7 +27,6 @@ the next log step, by every rank together.
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import threading
 import time

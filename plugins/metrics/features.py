@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import weakref
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 import gantk
+from gantk.engine.cpu_share import usable_cores
 from gantk.errors import UsageError
 from gantk.plugins.metrics.classifier import (data_sha256, default_cache_dir, load_or_train_classifier,
                                               require_labelled_images)
@@ -178,7 +178,7 @@ def _loader_workers(count: int) -> int:
     """DataLoader workers for a streaming pass: up to 4 (one core left to the extractor), none for one batch."""
     if count <= REAL_BATCH:
         return 0  # starting processes costs more than reading one batch
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return max(0, min(4, cores - 1))
 
 

@@ -9,7 +9,6 @@ from it with ``--dataset prepared --data-root DATA.safetensors``.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -17,6 +16,7 @@ from typing import Optional
 import typer
 
 import gantk
+from gantk.engine.cpu_share import usable_cores
 from gantk.errors import GantkError, UsageError
 from gantk.memory_budget import format_size
 from gantk.options import choice, positive_int
@@ -27,7 +27,7 @@ def _workers(text: str, images: int) -> int:
     from gantk.plugins.datasets.folder import PROGRESS_FROM
 
     if text == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = usable_cores()
         return cores if images >= PROGRESS_FROM else 0
     if not text.isdigit():
         raise UsageError(f"--workers must be auto or a number of processes (0: decode in this process), got '{text}'.")
