@@ -22,7 +22,7 @@ class FakeMachine:
         monkeypatch.setattr(cpu_share.time, "monotonic", lambda: self.now)
         monkeypatch.setattr(cpu_share, "_busy_seconds", lambda: self.busy)
         monkeypatch.setattr(cpu_share, "_own_seconds", lambda: self.own)
-        monkeypatch.setattr(cpu_share, "_cores", lambda: cores)
+        monkeypatch.setattr(cpu_share, "usable_cores", lambda: cores)
 
     def run(self, seconds: float, own_cores: float, other_cores: float) -> None:
         self.now += seconds
