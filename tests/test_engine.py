@@ -153,12 +153,21 @@ def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
             "--precision", "fp32", "--steps", "100000", "--checkpoint-every", "1", "--log-every", "1", "--quiet",
             "--runs-dir", str(tmp_path), "--name", "r"]
     script = os.path.join(os.path.dirname(sys.executable), "gantk")
-    for delay in (4.0, 4.37, 4.71):
-        process = subprocess.Popen([script, *args] + (["--resume", str(tmp_path / "r")] if delay != 4.0 else []),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if delay != 4.0:
-            args = [a for a in args if a not in ("--name", "r")]
+    checkpoints = tmp_path / "r" / "checkpoints"
+    for attempt, delay in enumerate((0.0, 0.37, 0.71)):
+        seen = {p.name for p in checkpoints.glob("step_*.safetensors")}
+        # a resumed run keeps its saved settings: only the resumable options are given again
+        resume = ["train", "--resume", str(tmp_path / "r"), "--steps", "100000", "--checkpoint-every", "1",
+                  "--log-every", "1", "--quiet"]
+        process = subprocess.Popen([script, *(resume if attempt else args)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        # once this process writes checkpoints (after a start-up whose length depends on the machine's load),
+        # kill it at an offset into its run of one checkpoint per step
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not {p.name for p in checkpoints.glob("step_*.safetensors")} - seen:
+            time.sleep(0.02)
         time.sleep(delay)
+        assert process.poll() is None, process.communicate()[1]  # still training when killed
         process.send_signal(signal.SIGKILL)
         process.wait()
         checkpoint = load_latest_checkpoint(tmp_path / "r")
