@@ -243,6 +243,7 @@ def make_batches(dataset: Dataset, batch_size: int, device: torch.device,
     (None: :func:`auto_workers`) in the order ``seed`` fixes."""
     if dataset.samples is not None:
         labels = dataset.labels.to(device) if dataset.labels is not None else None
-        return DeviceBatches(dataset.samples.to(device), labels, batch_size, memory_format)
+        # stored in the run's layout once: indexing keeps it, so each batch's .to(memory_format) is free
+        return DeviceBatches(dataset.samples.to(device, memory_format=memory_format), labels, batch_size, memory_format)
     return StreamBatches(dataset.stream, batch_size, device, labelled=dataset.spec.labelled, seed=seed,
                          workers=auto_workers() if workers is None else workers, memory_format=memory_format)
