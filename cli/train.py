@@ -132,6 +132,9 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
     gen, disc, loss, dataset = (as_typed(name) for name in (shown.gen, shown.disc, shown.loss, shown.dataset))
     typer.echo(f"Trained {gen}/{disc} with {loss} on {dataset} to step {result.step} "
                f"in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s, {result.precision}).")
+    if result.time_limit_reached:
+        typer.echo(f"The --time-limit ended training at step {result.step} of {config.steps}; 'gantk train --resume "
+                   f"{result.run_dir}' continues it.")
     typer.echo(f"Run: {result.run_dir}")
     typer.echo(f"Samples: {result.run_dir / 'samples'}")
     if result.exported:

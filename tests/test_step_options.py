@@ -1,4 +1,4 @@
-"""--accumulate, --lr-schedule, --compile and --sync-bn: what each one changes in a run, and what it must not."""
+"""--accumulate, --lr-schedule, --time-limit, --compile and --sync-bn: what each one changes in a run, and what it must not."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine_helpers import tiny_cli_args, tiny_config
+from gantk.engine.checkpoint import checkpoint_path
 from gantk.engine.lr_schedule import lr_factor
 from gantk.engine.trainer import Trainer
 from gantk.errors import UsageError
@@ -88,3 +89,32 @@ def test_a_compiled_run_trains_the_same_weights(tmp_path):
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
     assert (tmp_path / "compiled" / "generator.safetensors").is_file()
+
+
+def test_the_time_limit_makes_the_step_reached_the_last_one(tmp_path):
+    import json
+    limited = trained(tmp_path, "limited", steps=10**6, time_limit="1s", checkpoint_every=10**5)
+    step = limited.step
+    assert 0 < step < 10**6
+    run = tmp_path / "limited"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["time_limit_reached"] is True and summary["steps"] == step
+    assert (run / "generator.safetensors").exists()  # exported as at --steps
+    assert checkpoint_path(run, step).exists()
+    resumed = Trainer(tiny_config(**{**RING, "steps": step + 3, "checkpoint_every": 10**5}), run, resume=True,
+                      show_progress=False)
+    resumed.train()  # the saved limit applies again, but 3 more steps take far less than a second
+    assert resumed.step == step + 3
+    assert json.loads((run / "summary.json").read_text())["time_limit_reached"] is False
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("90s", 90.0), ("20m", 1200.0), ("1.5h", 5400.0)])
+def test_time_limits_read_as_seconds(text, seconds):
+    from gantk.engine.config import parse_duration
+    assert parse_duration(text, "--time-limit") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-5m", "20 minutes", "m", "inf", "nan"])
+def test_a_bad_time_limit_says_how_to_write_one(text):
+    with pytest.raises(UsageError, match="e.g. 90s, 20m, 1.5h"):
+        tiny_config(**{**RING, "time_limit": text})

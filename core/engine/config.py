@@ -124,6 +124,10 @@ class TrainConfig:
     max_memory: str | None = option(None, resumable=True, default_text="the memory available",
                                     help="Refuse a run whose estimated memory (networks, optimizer state, one "
                                          "batch, sample pictures, the data set) is above this, e.g. 8G or 512M.")
+    time_limit: str | None = option(None, resumable=True, default_text="none",
+                                    help="Stop training after this much time in this invocation, e.g. 90s, 20m or "
+                                         "1.5h: the step reached is then the last one (samples, checkpoint, export); "
+                                         "--resume continues towards --steps.")
     seed: int = option(0, help="Random seed.")
     # what to write
     log_every: int = option(50, help="Read losses back and log every N steps.", resumable=True)
@@ -177,6 +181,8 @@ class TrainConfig:
         parse_lr_schedule(self.lr_schedule, self.steps)
         if self.max_memory is not None:
             parse_size(self.max_memory, "--max-memory")
+        if self.time_limit is not None:
+            parse_duration(self.time_limit, "--time-limit")
         if self.precision not in PRECISIONS:
             raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'.")
 
@@ -299,6 +305,23 @@ def _json_type(value: Any) -> str:
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear-decay:START", "cosine")
+
+
+_SECONDS_PER_UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: Any, flag: str) -> float:
+    """A duration in seconds from ``90``, ``90s``, ``20m`` or ``1.5h`` (a bare number is seconds)."""
+    value = str(text).strip().lower()
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _SECONDS_PER_UNIT else (value, "s")
+    try:
+        seconds = float(number) * _SECONDS_PER_UNIT[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise UsageError(f"{flag} must be a positive duration: seconds, or a number followed by s, m or h "
+                         f"(e.g. 90s, 20m, 1.5h), got '{text}'.")
+    return seconds
 
 
 def parse_lr_schedule(text: str, steps: int) -> tuple[str, int]:

@@ -27,6 +27,7 @@ the next log step, by every rank together.
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ from gantk.engine.atomic_files import write_json
 from gantk.engine.build import TRAINING_FIX, build_dataset, check_names, resolve_device
 from gantk.engine.qualified_names import names_on_resume
 from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
-from gantk.engine.config import RESUMABLE, TrainConfig
+from gantk.engine.config import RESUMABLE, TrainConfig, parse_duration
 from gantk.engine.cpu_share import ThreadShare
 from gantk.engine.distributed import (
     join_process_group, leave_process_group, mean_over_ranks, rank_device, same_on_every_rank,
@@ -84,6 +85,7 @@ class TrainResult:
     metrics: dict[str, Any]
     steps_per_s: float
     precision: str
+    time_limit_reached: bool = False  # --time-limit ended the run before --steps
 
 
 class _StopRequest:
@@ -328,13 +330,15 @@ class Trainer:
         return f"The last good checkpoint, {self.last_checkpoint}, is kept."
 
     # ------------------------------------------------------------------ loop
-    def _stop_agreed(self, requested: bool) -> bool:
-        """Whether to stop after this step: the Ctrl-C flag, agreed by every rank at log steps under torchrun."""
+    def _agreed(self, *flags: bool) -> tuple[bool, ...]:
+        """Flags that end the loop after this step (Ctrl-C, the time limit): any rank's, agreed by every rank at
+        log steps under torchrun (a flag raised between log steps waits for the next one)."""
         if world_size() == 1:
-            return requested
+            return flags
         if self.step % self.config.log_every:
-            return False
-        return bool(mean_over_ranks(torch.tensor([float(requested)], device=self.device)).item() > 0)
+            return (False,) * len(flags)
+        raised = mean_over_ranks(torch.tensor([float(flag) for flag in flags], device=self.device))
+        return tuple(bool(value > 0) for value in raised.tolist())
 
     def train(self) -> TrainResult:
         """Train to ``config.steps``; the run directory stays locked until this returns."""
@@ -360,6 +364,7 @@ class Trainer:
         for module in self.procedure.modules().values():
             module.train()
         first_step = self.step
+        deadline = started + parse_duration(config.time_limit, "--time-limit") if config.time_limit else math.inf
         if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
             progress.note(self.evaluate(log))
         try:
@@ -374,8 +379,9 @@ class Trainer:
                         self.ema.update()
                     log.add(self.step, values)
                     progress.advance(self.step)
-                    last = self.step == config.steps
-                    stopping = self._stop_agreed(stop.requested)  # a Ctrl-C arriving later in this step waits
+                    # a Ctrl-C arriving later in this step waits; the time limit makes this step the last
+                    stopping, out_of_time = self._agreed(stop.requested, time.perf_counter() >= deadline)
+                    last = self.step == config.steps or out_of_time
                     checkpoint_due = self.step % config.checkpoint_every == 0 or last or stopping
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
@@ -389,6 +395,8 @@ class Trainer:
                         raise TrainingInterrupted(
                             f"Interrupted at step {self.step}; the run was saved to {self.run_dir}. Continue it with "
                             f"'gantk train --resume {self.run_dir}'.")
+                    if last:
+                        break
         finally:
             progress.close()
         exported = self.export()
@@ -397,7 +405,9 @@ class Trainer:
         if self.main:
             summary = {"steps": self.step, "seconds": seconds, "steps_per_s": rate,
                        "precision": self.precision.name, "device": str(self.device),
+                       "time_limit_reached": self.step < config.steps,
                        **self.threads.summary(), **self.last_evaluation}
             write_json(self.run_dir / "summary.json", summary)
             point_latest(self.run_dir)  # only a run that finished becomes runs/latest
-        return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, self.precision.name)
+        return TrainResult(self.run_dir, self.step, seconds, exported, log.last, rate, self.precision.name,
+                           time_limit_reached=self.step < config.steps)
