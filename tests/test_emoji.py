@@ -107,6 +107,19 @@ def test_the_split_is_by_file_name_and_the_same_in_both_styles(tmp_path, registr
         load_emoji(data_root=tmp_path, split="test").samples)  # deterministic
 
 
+def test_a_share_keeps_a_fixed_nested_subset_of_the_split(tmp_path, registry):
+    whole = load_emoji(data_root=tmp_path, download=True, split="all")
+    half = load_emoji(data_root=tmp_path, split="all", share=0.5)
+    quarter = load_emoji(data_root=tmp_path, split="all", share=0.25)
+    assert 0 < len(quarter) <= len(half) < len(whole)
+    as_rows = lambda dataset: {tuple(image.flatten().tolist()) for image in dataset.samples}  # noqa: E731
+    assert as_rows(quarter) <= as_rows(half) <= as_rows(whole)  # a smaller share is a subset of a larger one
+    assert load_emoji(data_root=tmp_path, split="all", share=0.5).samples.equal(half.samples)
+    assert len({whole.fingerprint, half.fingerprint, quarter.fingerprint}) == 3  # caches keyed apart
+    with pytest.raises(UsageError, match="share"):
+        load_emoji(data_root=tmp_path, share=0)
+
+
 def test_a_tarball_with_the_wrong_sha256_is_refused_and_nothing_is_extracted(tmp_path, registry, monkeypatch):
     url, _ = emoji.PACKAGES["google"]
     monkeypatch.setitem(emoji.PACKAGES, "google", (url, "0" * 64))
@@ -148,3 +161,5 @@ def test_the_real_packages_download_and_pair_by_name(tmp_path):
                                                           style)] for style in ("google", "twitter")}
     shared = set(names["google"]) & set(names["twitter"])
     assert len(shared) > 3500  # the same file name is the same emoji in both styles
+    tenth = load_emoji(data_root=tmp_path, share=0.1)  # the limited-data runs' subset of the train split
+    assert 300 < len(tenth) < 380

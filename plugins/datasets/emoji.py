@@ -20,6 +20,10 @@ Decisions:
   the first byte of SHA-256("gantk-emoji-split:" + its file name) is below 26 (about 10%). The
   split depends only on the file name, and the same file name in both styles is the same emoji,
   so the two styles split alike and stay paired (the ground truth for unpaired translation).
+- **A share of the split** (``-O share=0.1``, default 1): the limited-data experiments' subset. An
+  image is kept when SHA-256("gantk-emoji-share:" + its file name), read as a fraction of 2²⁵⁶, is
+  below the share: fixed by the file name, the same in both styles, and a smaller share is a subset of
+  a larger one.
 - ``--image-size N`` resizes the 64×64 images (antialiased bilinear) as the other image sets do.
 """
 
@@ -40,7 +44,7 @@ import torch
 
 import gantk
 from gantk.errors import GantkError
-from gantk.options import choice
+from gantk.options import choice, number_in
 from gantk.plugins.datasets._images import image_dataset, require_folder
 from gantk.protocols import Dataset
 
@@ -71,6 +75,12 @@ def tarball_name(style: str) -> str:
 def held_out(file_name: str) -> bool:
     """Whether an image is in the test split: by its file name only, so both styles split alike."""
     return hashlib.sha256(f"gantk-emoji-split:{file_name}".encode()).digest()[0] < TEST_BELOW
+
+
+def in_share(file_name: str, share: float) -> bool:
+    """Whether an image is in the first ``share`` of the split: by a hash of its file name (nested for smaller shares)."""
+    digest = hashlib.sha256(f"gantk-emoji-share:{file_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2.0 ** 64  # the hash as a fraction of 1 < share
 
 
 def _todo(style: str) -> str:
@@ -189,18 +199,21 @@ def read_rgb(path: Path, background: int) -> np.ndarray:
 
 
 def load_emoji(*, data_root=None, image_size: int | None = None, download: bool = False, style: str = "google",
-               split: str = "train", background: str = "white") -> Dataset:
+               split: str = "train", background: str = "white", share: float = 1.0) -> Dataset:
     """64×64 colour emoji (Noto or Twemoji, npm emoji-datasource 16.0.0), 9 categories as labels."""
     style = choice("data set 'emoji'", "style", style, tuple(PACKAGES))
     split = choice("data set 'emoji'", "split", split, SPLITS)
     background = choice("data set 'emoji'", "background", background, tuple(BACKGROUNDS))
+    share = number_in("data set 'emoji'", "share", share, above=0, at_most=1, what="a share of the split",
+                      hint="e.g. 0.1 keeps about a tenth of the images")
     if download and data_root is not None:
         Path(data_root).expanduser().mkdir(parents=True, exist_ok=True)
     root = require_folder("emoji", data_root, "the emoji-datasource package", _todo(style))
     folder = emoji_folder(root, style, download)
     listed = emoji_images(folder, style)
     class_names = tuple(sorted({category for _, category in listed}))
-    chosen = [(name, category) for name, category in listed if split == "all" or held_out(name) == (split == "test")]
+    chosen = [(name, category) for name, category in listed
+              if (split == "all" or held_out(name) == (split == "test")) and (share == 1 or in_share(name, share))]
     missing = [name for name, _ in chosen if not (folder / "img" / name).is_file()]
     if missing:
         raise GantkError(f"'{folder}' lacks {len(missing)} of the images emoji.json lists (e.g. {missing[0]}). "
@@ -208,10 +221,12 @@ def load_emoji(*, data_root=None, image_size: int | None = None, download: bool 
     pixels = torch.from_numpy(np.stack([read_rgb(folder / "img" / name, BACKGROUNDS[background])
                                         for name, _ in chosen]))
     labels = torch.tensor([class_names.index(category) for _, category in chosen])
-    description = (f"{len(chosen):,} {style} emoji ({split} split, on {background}) in {len(class_names)} "
+    portion = f"{split} split" if share == 1 else f"{share:g} of the {split} split"
+    description = (f"{len(chosen):,} {style} emoji ({portion}, on {background}) in {len(class_names)} "
                    f"categories, from {folder}")
     dataset = image_dataset("emoji", pixels, 255, labels, class_names, image_size, description)
-    identity = f"gantk.emoji/1:{PACKAGES[style][1]}:{split}:{background}:{image_size}"
+    identity = f"gantk.emoji/1:{PACKAGES[style][1]}:{split}:{background}:{image_size}" + (
+        f":share={share!r}" if share != 1 else "")  # unchanged for the whole split: caches made before stay valid
     return dataclasses.replace(dataset, fingerprint=hashlib.sha256(identity.encode()).hexdigest())
 
 
