@@ -18,6 +18,13 @@ def sample_command(
     out: Path = typer.Option(Path("samples.png"), help="Output: .png picture, .npz or .safetensors raw samples."),
     label: Optional[int] = typer.Option(None, help="Generate this class (conditional generators)."),
     labels: Optional[str] = typer.Option(None, help="'all': a grid with one row per class (--n in total)."),
+    truncation: Optional[float] = typer.Option(None, metavar="PSI",
+                                               help="Truncation trick of style-based generators (stylegan2): styles "
+                                                    "pulled towards their average, w_avg + PSI·(w − w_avg); 1 changes "
+                                                    "nothing, 0 gives the average image, 0.5 to 0.7 is usual."),
+    truncation_cutoff: Optional[int] = typer.Option(None, metavar="N",
+                                                    help="Truncate only the first N styles (the coarse layers).  "
+                                                         "[default: all]"),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
     max_memory: Optional[str] = typer.Option(None, help="Refuse samples (and a generator) needing more memory than "
@@ -37,7 +44,8 @@ def sample_command(
         generator = load_generator(resolve_model(model, runs_dir), device=device)
         class_ids, row = class_labels(generator, n, label, labels == "all")
         count = len(class_ids) if class_ids is not None else n
-        samples = draw(generator, count, seed=seed, labels=class_ids, device=device)
+        samples = draw(generator, count, seed=seed, labels=class_ids, device=device, truncation=truncation,
+                       truncation_cutoff=truncation_cutoff)
         with allocation_failures_reported(f"Writing {count:,} samples to '{out}'", SAMPLES_FIX):
             written = write_samples(samples, class_ids, generator.spec, out, nrow=row)
     n = samples.shape[0]

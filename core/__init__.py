@@ -33,11 +33,14 @@ _LAZY = {
     "Dataset": "gantk.protocols",
     "DiscriminatorOutput": "gantk.protocols",
     "LossTerm": "gantk.protocols",
+    "Augmentation": "gantk.protocols",
     "DiscriminatorPhase": "gantk.protocols",
     "GeneratorPhase": "gantk.protocols",
     "DiscriminatorStep": "gantk.protocols",  # deprecated name of DiscriminatorPhase (warns)
     "GeneratorStep": "gantk.protocols",  # deprecated name of GeneratorPhase (warns)
     "Generator": "gantk.protocols",
+    "StyleGenerator": "gantk.protocols",
+    "truncate_styles": "gantk.protocols",
     "Discriminator": "gantk.protocols",
     "logit_loss": "gantk.logit_losses",
     "ComponentRecord": "gantk.protocols",

@@ -88,6 +88,8 @@ RESULT_CHECKS: dict[str, ResultCheck] = {
                           _with_members("__call__", "lower_is_better", "default_for_conditional", "shares_features",
                                         "protocol")),
     "loss": ResultCheck("a gantk.LossTerm", _instance_of("gantk.protocols", "LossTerm")),
+    "augmentation": ResultCheck("a gantk.Augmentation (an nn.Module with forward(x, *, real), observe and logged)",
+                                _instance_of("gantk.protocols", "Augmentation")),
     "conditioning": ResultCheck("a gantk.conditioning.Conditioning",
                                 _instance_of("gantk.conditioning", "Conditioning")),
     "monitor": ResultCheck("a gantk.protocols.Monitor (a callable) or None", _with_members("__call__", or_none=True)),

@@ -1,7 +1,7 @@
 """The hooks a gantk plugin can implement (pluggy project name ``"gantk"``).
 
 A plugin is a module listed under the ``gantk`` entry-point group. It implements any of the
-hooks below, each marked with ``@gantk.hookimpl``. The nine ``register_*`` hooks receive one
+hooks below, each marked with ``@gantk.hookimpl``. The ten ``register_*`` hooks receive one
 argument, ``register``, a callable with the signature::
 
     register(name, factory, *, summary="", aliases=())
@@ -98,6 +98,20 @@ def register_metrics(register):
         ``metric(generator, dataset, *, device="cpu") -> dict[str, float]`` with a generator already
         on ``device`` and a :class:`gantk.Dataset`; a metric that needs labels raises
         :class:`gantk.UsageError` for an unconditional generator or an unlabelled data set.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_augmentations(register):
+    """Register augmentations: differentiable transforms of everything the discriminator sees.
+
+    :param register: ``register(name, factory, *, summary="", aliases=())``. The factory is
+        called as ``factory(spec, **options)`` with the run's :class:`gantk.DataSpec` and the
+        ``--augment NAME:KEY=VALUE,...`` options, and returns a :class:`gantk.Augmentation`: an
+        ``nn.Module`` whose ``forward(x, *, real)`` is differentiable in ``x``; the procedure passes
+        every discriminator input through it, real and fake, in both phases, and calls its
+        ``observe(real_logits)`` after each discriminator update.
     :returns: nothing.
     """
 

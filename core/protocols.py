@@ -144,6 +144,39 @@ class Generator(Protocol):
 
 
 @runtime_checkable
+class StyleGenerator(Generator, Protocol):
+    """A style-based generator (Karras et al. 2019, 2020): a mapping network from latents to per-layer styles
+    and a synthesis network from styles to samples, so that ``generator(z, y)`` is
+    ``synthesis(mapping(z, y))``.
+
+    - ``mapping(z, y=None)``: the styles ``ws`` (B, ``num_ws``, ``w_dim``), one w per synthesis layer (all
+      alike unless styles are mixed). In training mode it may update ``w_avg`` and mix styles; in eval mode
+      it is a deterministic function of ``z`` and ``y``;
+    - ``synthesis(ws)``: samples (B, C, H, W) from styles;
+    - ``num_ws``, ``w_dim``: the styles' shape; ``w_avg``: a buffer (``w_dim``,), the running mean of the
+      mapping's outputs, which the truncation trick pulls styles towards (:func:`truncate_styles`).
+
+    ``gantk sample --truncation PSI`` and the path-length regulariser (``pl``) use only these members.
+    """
+
+    num_ws: int
+    w_dim: int
+    w_avg: Tensor
+
+    def mapping(self, z: Tensor, y: Tensor | None = None) -> Tensor: ...
+
+    def synthesis(self, ws: Tensor) -> Tensor: ...
+
+
+def truncate_styles(ws: Tensor, w_avg: Tensor, psi: float, cutoff: int | None = None) -> Tensor:
+    """The truncation trick (Karras et al. 2019, §B): w' = w_avg + ψ(w − w_avg) on the first ``cutoff`` styles
+    of ``ws`` (B, num_ws, w_dim), or on all of them when ``cutoff`` is None; the others are kept."""
+    layers = ws.shape[1] if cutoff is None else min(int(cutoff), ws.shape[1])
+    truncated = w_avg.to(ws.dtype) + psi * (ws[:, :layers] - w_avg.to(ws.dtype))  # w_avg + ψ(w − w_avg)
+    return torch.cat([truncated, ws[:, layers:]], dim=1)
+
+
+@runtime_checkable
 class Discriminator(Protocol):
     """A discriminator: an ``nn.Module`` returning a :class:`DiscriminatorOutput`.
 
@@ -189,6 +222,9 @@ class GeneratorPhase:
     ``real``, ``real_labels`` and ``real_out`` are given only when a term declared the
     ``"real_in_generator_phase"`` need: D's float32 output on the latest real batch, computed
     afresh with D's current weights and no gradient to D. They are None otherwise.
+    ``generator`` is the generator being trained and ``z`` the latents ``fake`` was made from
+    (``fake = generator(z, fake_labels)``), for terms that run G again (path-length regularisation);
+    a procedure that does not give them leaves them None.
     """
 
     fake: Tensor
@@ -199,6 +235,8 @@ class GeneratorPhase:
     real: Tensor | None = None
     real_labels: Tensor | None = None
     real_out: DiscriminatorOutput | None = None
+    generator: nn.Module | None = None
+    z: Tensor | None = None
 
 
 #: The old names of the phase contexts, kept for installed plugins (they clashed with the step counter).
@@ -221,6 +259,8 @@ NEEDS = {
     "input_grad": "gradients with respect to D's input (double back-propagation through D)",
     "real_in_generator_phase": "D's output on real data in the generator's update (the procedure runs D on the "
                                "latest real batch again, with D's current weights)",
+    "style_generator": "a style-based generator (gantk.StyleGenerator: mapping, synthesis, w_avg), such as "
+                       "stylegan2",
 }
 
 
@@ -234,8 +274,10 @@ class LossTerm(nn.Module):
     without casts; a head a term runs on D's features follows autocast like D (``contrastive`` runs
     its head with autocast disabled, for float32 similarities). A term may own parameters (a classifier head, say); they train with the discriminator and are saved in
     checkpoints. ``needs`` names what the term requires (keys of :data:`NEEDS`) so that an
-    impossible combination fails before training. ``every`` runs a regulariser lazily, every
-    ``every`` D steps (its value is then multiplied by ``every``, as in StyleGAN2).
+    impossible combination fails before training. ``every`` runs a regulariser lazily, only on
+    training steps that are a multiple of ``every``, in D's phase and in G's (its value is then
+    multiplied by ``every``, as in StyleGAN2); the network it regularises gets the paper's Adam
+    adjustment for lazy regularisation (see :meth:`lazy_sides`).
     """
 
     needs: frozenset[str] = frozenset()
@@ -251,6 +293,15 @@ class LossTerm(nn.Module):
 
     def generator_loss(self, step: GeneratorPhase) -> Tensor | None:
         return None
+
+    def lazy_sides(self) -> frozenset[str]:
+        """The networks whose updates this term joins lazily when ``every`` > 1: ``"discriminator"`` and/or
+        ``"generator"``, those whose loss method the term overrides."""
+        if self.every <= 1:
+            return frozenset()
+        sides = {"discriminator": type(self).discriminator_loss is not LossTerm.discriminator_loss,
+                 "generator": type(self).generator_loss is not LossTerm.generator_loss}
+        return frozenset(side for side, overridden in sides.items() if overridden)
 
     def attach(self, discriminator: nn.Module) -> None:
         """Called once with the discriminator before the optimizers are made.
@@ -268,6 +319,40 @@ class LossTerm(nn.Module):
     def options(self) -> dict[str, Any]:
         """The term's options, for logs and config files."""
         return {}
+
+
+class Augmentation(nn.Module):
+    """A differentiable transform of everything the discriminator sees (a ``register_augmentations`` plugin).
+
+    The procedure passes every D input through it, real and fake, in D's and G's phases, so that D
+    never sees an un-augmented image (DiffAugment, Zhao et al. 2020; ADA, Karras et al. 2020).
+    ``forward(x, real=...)`` returns a batch of ``x``'s shape and dtype, differentiable in ``x``:
+    G's gradient flows through it, and R1's gradient is taken with respect to the un-augmented real
+    batch through it. ``real`` says whether ``x`` is real data (``flip`` touches real data only).
+    Random draws follow :mod:`gantk.distributed`: every rank draws for the global batch and keeps
+    its rows. State that a resumed run needs (ADA's probability and counters) lives in buffers: the
+    procedure saves the augmentation in checkpoints as the module ``"augment"``.
+    """
+
+    def forward(self, x: Tensor, *, real: bool) -> Tensor:
+        raise NotImplementedError
+
+    def observe(self, real_logits: Tensor) -> None:
+        """Called after each optimizer step of D with D's detached float32 logits on that update's real batch
+        (this process's rows). ADA adjusts its probability here; the default does nothing. It runs every step:
+        keep it on the device (no host sync)."""
+
+    def logged(self) -> dict[str, Tensor]:
+        """Detached 0-dim tensors to log as ``aug/<name>`` (ADA's ``p``), read back only every ``--log-every``
+        steps; new tensors each call (not buffers updated in place later). The default logs nothing."""
+        return {}
+
+    def options(self) -> dict[str, Any]:
+        """The augmentation's options, for logs and config files."""
+        return {}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.options().items())
 
 
 def describe_needs(needs: frozenset[str]) -> str:
@@ -329,14 +414,22 @@ class TrainingSetup(Protocol):
     def build_generator(self) -> tuple[nn.Module, ComponentRecord]:
         """The generator named by ``--gen`` with ``--gen-option`` values, alone (no discriminator or loss)."""
 
+    def augmentation(self) -> "Augmentation | None":
+        """The augmentation ``--augment NAME:KEY=VALUE,...`` names, on ``device``; None without ``--augment``."""
+
     def batches(self) -> Batches:
         """A fresh stream of shuffled real batches of ``--batch-size`` from the data set."""
 
-    def generator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-        """The optimizer ``--g-opt``/``--g-lr``/``--g-betas`` describe, over ``parameters``."""
+    def generator_optimizer(self, parameters: Iterable[nn.Parameter], lazy_interval: int = 1) -> torch.optim.Optimizer:
+        """The optimizer ``--g-opt``/``--g-lr``/``--g-betas`` describe, over ``parameters``.
 
-    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-        """The optimizer ``--d-opt``/``--d-lr``/``--d-betas`` describe, over ``parameters``."""
+        ``lazy_interval`` k > 1 says that G's regularisers run every k steps: Adam then gets the paper's
+        adjustment for lazy regularisation (Karras et al. 2020), lr·c and betas β^c with c = k/(k+1)."""
+
+    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter],
+                                lazy_interval: int = 1) -> torch.optim.Optimizer:
+        """The optimizer ``--d-opt``/``--d-lr``/``--d-betas`` describe, over ``parameters`` (``lazy_interval``:
+        as for the generator)."""
 
     def autocast(self) -> ContextManager[None]:
         """The run's precision for a forward pass (bf16/fp16 autocast, or nothing for fp32)."""
@@ -422,9 +515,9 @@ class Procedure(Protocol):
 
 
 __all__ = [
-    "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
-    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "Procedure", "TrainingSetup",
-    "describe_needs",
+    "Augmentation", "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
+    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "Procedure", "StyleGenerator",
+    "TrainingSetup", "describe_needs", "truncate_styles",
 ]
 
 

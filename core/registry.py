@@ -42,6 +42,7 @@ KIND_HOOKS: dict[str, str] = {
     "conditioning": "register_conditionings",
     "dataset": "register_datasets",
     "metric": "register_metrics",
+    "augmentation": "register_augmentations",
     "procedure": "register_procedures",
     "monitor": "register_monitors",
     "preset": "register_presets",

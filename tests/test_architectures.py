@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -143,6 +144,7 @@ def test_dcgan_refuses_non_square_tiny_and_vector_data(build):
     (build_dcgan_generator, {"width": 0}, "'width' must be a positive integer"),
     (build_dcgan_generator, {"z_dim": 2.5}, "'z_dim' must be a positive integer"),
     (build_dcgan_discriminator, {"norm": "group"}, "one of batch, none, layer, instance"),
+    (build_dcgan_discriminator, {"sn": "maybe"}, "'sn' must be true or false"),
     (build_dcgan_discriminator, {"spectral_norm": "maybe"}, "'spectral_norm' must be true or false"),
 ])
 def test_dcgan_bad_option_values_are_usage_errors(build, options, expected):
@@ -195,7 +197,7 @@ def test_per_sample_critic_scores_do_not_depend_on_the_batch(norm, per_sample):
 
 def test_dcgan_spectral_norm_wraps_every_conv_with_unit_spectral_norm():
     torch.manual_seed(0)
-    discriminator = build_dcgan_discriminator(image(3, 32), width=8, norm="none", spectral_norm=True)
+    discriminator = build_dcgan_discriminator(image(3, 32), width=8, norm="none", sn=True)
     convs = of_type(discriminator, nn.Conv2d)
     assert len(convs) == 4 and all(parametrize.is_parametrized(c, "weight") for c in convs)
     discriminator.train()
@@ -205,6 +207,59 @@ def test_dcgan_spectral_norm_wraps_every_conv_with_unit_spectral_norm():
         sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
         assert sigma.item() == pytest.approx(1.0, abs=0.05)
         assert conv.parametrizations.weight.original.std().item() == pytest.approx(0.02, rel=0.25)
+
+
+def builtin_discriminators() -> list[str]:
+    return [entry.name for entry in gantk.get_registry().list("discriminator") if entry.source.package == "gantk"]
+
+
+def spectral_norms_after_training_passes(discriminator: nn.Module, spec: DataSpec, scale: float) -> list[float]:
+    """σ(W) of every conv/linear weight the layers use, after their stored weights are multiplied by ``scale`` and
+    ten forward passes in training mode (one power iteration each under spectral norm)."""
+    layers = of_type(discriminator, (nn.Conv2d, nn.Linear))
+    with torch.no_grad():
+        for layer in layers:
+            stored = layer.parametrizations.weight.original if parametrize.is_parametrized(layer) else layer.weight
+            stored.mul_(scale)
+    discriminator.train()
+    for _ in range(10):
+        discriminator(torch.rand(4, *spec.shape) * 2 - 1, torch.arange(4))
+    return [torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item() for layer in layers]
+
+
+@pytest.mark.parametrize("name", builtin_discriminators())
+def test_every_builtin_discriminator_takes_sn_and_it_makes_every_layer_1_lipschitz(name):
+    """sn=true: W / σ(W) for every conv/linear weight, σ from the power iteration (one step per training forward
+    pass), so σ ≈ 1 whatever the stored weights' scale; sn=false leaves the weights as they are."""
+    registry, spec = gantk.get_registry(), DataSpec((3, 32, 32), 4, "pictures")
+    assert "sn" in inspect.signature(registry.get("discriminator", name).factory).parameters, \
+        f"the discriminator '{name}' has no sn option"
+    torch.manual_seed(0)
+    normalised = registry.create("discriminator", name, spec, sn=True)
+    layers = of_type(normalised, (nn.Conv2d, nn.Linear))
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    assert normalised.options["sn"] is True
+    for sigma in spectral_norms_after_training_passes(normalised, spec, scale=3.0):
+        assert sigma == pytest.approx(1.0, abs=0.05)  # σ(W / σ(W)) = 1; the estimate converges from above
+    torch.manual_seed(0)
+    plain = registry.create("discriminator", name, spec, sn=False)
+    assert not any(parametrize.is_parametrized(m) for m in plain.modules()) and plain.options["sn"] is False
+    before = [torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+              for m in of_type(plain, (nn.Conv2d, nn.Linear))]
+    after = spectral_norms_after_training_passes(plain, spec, scale=3.0)
+    assert after == pytest.approx([3.0 * sigma for sigma in before], rel=1e-4)
+
+
+@pytest.mark.parametrize("build, spec", [(build_dcgan_discriminator, image(3, 16)),
+                                         (build_mlp_discriminator, DataSpec((2,)))])
+def test_spectral_norm_is_still_read_as_the_older_name_of_sn(build, spec):
+    older = build(spec, spectral_norm=True)  # what config.json of a run made before `sn` records
+    assert older.options["sn"] is True and "spectral_norm" not in older.options
+    build(spec, sn=True).load_state_dict(older.state_dict())  # a checkpoint of such a run loads: same tensors
+    assert build(spec, spectral_norm=False).options["sn"] is False
+    assert build(spec, sn=True, spectral_norm=True).options["sn"] is True
+    with pytest.raises(gantk.UsageError, match="spectral_norm is the older name of sn"):
+        build(spec, sn=True, spectral_norm=False)
 
 
 def test_mnist_dcgan_parameter_counts_match_the_tutorial_shapes():
@@ -316,14 +371,14 @@ def test_mlp_options_activation_and_batchnorm_switch():
     assert not of_type(generator, (nn.BatchNorm1d, nn.LeakyReLU)) and len(of_type(generator, nn.ReLU)) == 2
     with pytest.raises(gantk.UsageError, match="'activation' must be one of relu, lrelu"):
         build_mlp_discriminator(spec, activation="gelu")
-    spectral = build_mlp_discriminator(spec, hidden=(16,), spectral_norm=True)
+    spectral = build_mlp_discriminator(spec, hidden=(16,), sn=True)
     assert all(parametrize.is_parametrized(m, "weight") for m in of_type(spectral, nn.Linear))
 
 
 # ----------------------------------------------------------------------------- common to both
 BUILDS = [
     (build_dcgan_generator, image(3, 16), {"z_dim": 8, "width": 4}),
-    (build_dcgan_discriminator, image(3, 16), {"width": 4, "norm": "layer", "spectral_norm": True}),
+    (build_dcgan_discriminator, image(3, 16), {"width": 4, "norm": "layer", "sn": True}),
     (build_mlp_generator, image(1, 8), {"z_dim": 6, "hidden": "12,10", "activation": "relu"}),
     (build_mlp_discriminator, DataSpec((2,)), {"hidden": [9, 7], "dropout": 0.1}),
 ]
@@ -341,12 +396,12 @@ def test_options_are_recorded_resolved_and_rebuild_the_same_module(build, spec, 
 
 def test_resolved_defaults_are_recorded():
     assert build_dcgan_generator(image(1, 28)).options == {"z_dim": 100, "width": 64, "conditioning": "none"}
-    assert build_dcgan_discriminator(image(1, 28)).options == {"width": 64, "norm": "batch", "spectral_norm": False,
+    assert build_dcgan_discriminator(image(1, 28)).options == {"width": 64, "norm": "batch", "sn": False,
                                                                "conditioning": "none"}
     assert build_mlp_generator(DataSpec((1,))).options == {"z_dim": 10, "hidden": [50, 50], "activation": "relu",
                                                             "batchnorm": False, "conditioning": "none"}
     assert build_mlp_discriminator(image(1, 28)).options == {"hidden": [512, 512, 512], "activation": "lrelu",
-                                                             "dropout": [0.0, 0.4, 0.4], "spectral_norm": False,
+                                                             "dropout": [0.0, 0.4, 0.4], "sn": False,
                                                              "conditioning": "none"}
 
 

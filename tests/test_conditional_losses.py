@@ -575,6 +575,9 @@ class HandBuiltSetup:
     def batches(self):
         return Batches()
 
+    def augmentation(self):
+        return None  # no --augment
+
     def generator_optimizer(self, parameters):
         return torch.optim.SGD(parameters, lr=0.1)
 

@@ -89,8 +89,12 @@ def assert_close_weights(got: dict[str, torch.Tensor], expected: dict[str, torch
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=2e-6, msg=key)
 
 
-@pytest.mark.parametrize("data, loss", [(RING, "ns"), (RING, "wgan+gp"), (DIGITS, "hinge+contrastive")],
-                         ids=["ns", "wgan+gp", "hinge+contrastive"])
+# ADA: its draws follow the rule, and its p adapts to the signs of every rank's real batches (mean_over_ranks)
+ADA = [*DIGITS, "--augment", "ada:p=0.5,kimg=0.2,interval=2"]
+
+
+@pytest.mark.parametrize("data, loss", [(RING, "ns"), (RING, "wgan+gp"), (DIGITS, "hinge+contrastive"), (ADA, "ns")],
+                         ids=["ns", "wgan+gp", "hinge+contrastive", "ada"])
 def test_two_processes_train_the_weights_of_one(tmp_path, watcher, data, loss):
     one = train(watcher, tmp_path, "one", *data, "--loss", loss)
     two = train(watcher, tmp_path, "two", *data, "--loss", loss, nproc=2)

@@ -21,7 +21,7 @@ HOOKS = sorted(name for name, obj in vars(hookspecs).items()
                if inspect.isfunction(obj) and hasattr(obj, "gantk_spec"))
 
 
-def test_all_ten_hooks_exist():
+def test_all_eleven_hooks_exist():
     assert HOOKS == sorted([*KIND_HOOKS.values(), "register_commands"])
 
 
@@ -91,6 +91,10 @@ def test_register_datasets():
 
 def test_register_metrics():
     assert_hook_registers_kind("register_metrics")
+
+
+def test_register_augmentations():
+    assert_hook_registers_kind("register_augmentations")
 
 
 def test_register_presets():

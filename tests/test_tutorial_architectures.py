@@ -182,8 +182,8 @@ def test_generator_conditioning_makes_the_label_matter(arch, conditioning):
 def test_default_generator_conditioning_is_each_tutorials():
     assert build_acgan_generator(image(1, 8)).options == {"z_dim": 100, "conditioning": "mul"}
     assert build_contragan_generator(image(1, 8)).options == {"z_dim": 100, "conditioning": "concat"}
-    assert build_acgan_discriminator(image(1, 8)).options == {"dropout": 0.25, "conditioning": "none"}
-    assert build_contragan_discriminator(image(1, 8)).options == {"conditioning": "none"}
+    assert build_acgan_discriminator(image(1, 8)).options == {"dropout": 0.25, "sn": False, "conditioning": "none"}
+    assert build_contragan_discriminator(image(1, 8)).options == {"sn": False, "conditioning": "none"}
 
 
 @pytest.mark.parametrize("arch", BUILDERS)

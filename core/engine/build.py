@@ -23,7 +23,8 @@ from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.engine.footprint import measure, meta_tensor, on_meta
 from gantk.errors import GantkError, UsageError
 from gantk.engine.loss_composition import build_loss, parse_loss_expression
-from gantk.protocols import ComponentRecord, DataSpec, Dataset, GanNetworks
+from gantk.engine.train_options import plugin_choice
+from gantk.protocols import NEEDS, Augmentation, ComponentRecord, DataSpec, Dataset, GanNetworks, StyleGenerator
 from gantk.registry import Entry, Registry
 
 
@@ -72,6 +73,8 @@ def check_names(config: TrainConfig, registry: Registry) -> None:
     registry.get("discriminator", config.disc)
     for term in parse_loss_expression(config.loss):
         registry.get("loss", term.name)
+    if config.augment is not None:
+        registry.get("augmentation", plugin_choice(config.augment, "--augment")[0])
 
 
 #: Copies of each trained parameter in memory: the weights, their gradients and Adam's two moments.
@@ -148,6 +151,7 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
             f"The loss term(s) {', '.join(label_terms)} train the generator to produce given classes, but the "
             f"generator '{config.gen}' is unconditional here. Give it a conditioning (e.g. -G conditioning=cbn, "
             "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
+    check_style_generator(loss, generator, config.gen)
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec, disc_options)
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
@@ -157,8 +161,39 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
     return GanNetworks(generator, discriminator, loss, generator_record, discriminator_record)
 
 
-def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """Adam (β₁, β₂ from the config), RMSprop (the WGAN paper's), or SGD with momentum β₁."""
+def build_augmentation(config: TrainConfig, registry: Registry, spec: DataSpec) -> Augmentation | None:
+    """The augmentation ``--augment NAME:KEY=VALUE,...`` names, built for ``spec`` (on the CPU), or None without one."""
+    if config.augment is None:
+        return None
+    name, options = plugin_choice(config.augment, "--augment")
+    return registry.get("augmentation", name).create(spec, **options)
+
+
+def lazy_adjusted(config: OptimizerConfig, lazy_interval: int) -> OptimizerConfig:
+    """``config`` adjusted for regularisers that run every ``lazy_interval`` = k steps (Karras et al. 2020,
+    "Analyzing and Improving the Image Quality of StyleGAN", appendix B): lr·c and betas β^c, c = k/(k+1).
+    Unchanged for k = 1 and for optimizers other than Adam."""
+    if lazy_interval <= 1 or config.name != "adam":
+        return config
+    c = lazy_interval / (lazy_interval + 1)  # c = k/(k+1)
+    return OptimizerConfig(config.name, config.lr * c, (config.betas[0] ** c, config.betas[1] ** c))  # lr·c, β^c
+
+
+def check_style_generator(loss, generator: nn.Module, name: str) -> None:
+    """Refuse a loss with terms that need a style-based generator (the ``"style_generator"`` need) when the
+    generator does not implement :class:`gantk.StyleGenerator`."""
+    terms = [term_name for term_name, term in zip(loss.names, loss.terms) if "style_generator" in term.needs]
+    if terms and not isinstance(generator, StyleGenerator):
+        raise UsageError(f"The loss term(s) {', '.join(terms)} need {NEEDS['style_generator']}, but the generator "
+                         f"'{name}' is not one (it has no mapping and synthesis networks). Choose such a generator "
+                         f"with --gen, or drop {', '.join(terms)} from --loss.")
+
+
+def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter],
+                   lazy_interval: int = 1) -> torch.optim.Optimizer:
+    """Adam (β₁, β₂ from the config), RMSprop (the WGAN paper's), or SGD with momentum β₁; Adam adjusted for lazy
+    regularisation every ``lazy_interval`` steps (:func:`lazy_adjusted`)."""
+    config = lazy_adjusted(config, lazy_interval)
     parameters = list(parameters)
     # The fused kernels update every parameter in one call (CPU and CUDA, PyTorch ≥ 2.4): for small
     # networks the per-parameter Python loop of the default implementation is most of the step.

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from gantk.engine.train_options import (
-    BETAS, CLI, DECAY_OR_OFF, LEARNING_RATE, TERM_ASSIGNMENTS, CliOption, Codec, Plain, betas, learning_rate, option,
-    split_names,
+    BETAS, CLI, DECAY_OR_OFF, LEARNING_RATE, PLUGIN_CHOICE, TERM_ASSIGNMENTS, CliOption, Codec, Plain, betas,
+    learning_rate, option, plugin_choice, split_names,
 )
 from gantk.engine.atomic_files import write_json
 from gantk.errors import GantkError, UsageError
@@ -79,6 +79,9 @@ class TrainConfig:
                               supersedes=("disc_options",), complete="discriminator")
     loss: str = option("ns", help="Loss expression, e.g. ns, hinge+0.5*r1, wgan+10*gp.", supersedes=("loss_options",),
                        complete="loss")
+    augment: str | None = option(None, codec=PLUGIN_CHOICE, complete="augmentation",
+                                 help="Augment everything D sees, real and fake: NAME[:KEY=VALUE,...] (diffaugment, "
+                                      "ada, flip, e.g. ada:target=0.6; none: off).")
     dataset: str = option("mnist5k", help="Data set (mnist5k: the embedded MNIST digits).",
                           supersedes=("dataset_options", "data_root", "image_size"), complete="dataset")
     gen_options: dict[str, Any] = option(factory=dict, flag="--gen-option", short="-G",
@@ -159,6 +162,10 @@ class TrainConfig:
         if int(self.eval_every) < 0:
             raise UsageError(f"--eval-every must be 0 (off) or a number of steps, got {self.eval_every}.")
         self.eval_metrics = split_names(self.eval_metrics)
+        if isinstance(self.augment, str) and self.augment.strip().lower() in ("none", "off", ""):
+            self.augment = None  # a preset or config.json may spell "off" so
+        if self.augment is not None:
+            plugin_choice(self.augment, "--augment")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UsageError(f"--ema must be between 0 and 1 (e.g. 0.999) or 'off', got {self.ema}.")
         reserved = sorted({"data_root", "image_size", "download"} & set(self.dataset_options))

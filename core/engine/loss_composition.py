@@ -117,17 +117,25 @@ class CompositeLoss(nn.Module):
         return total, parts
 
     def discriminator_loss(self, step: DiscriminatorPhase) -> tuple[Tensor, dict[str, Tensor]]:
-        values = []
-        for name, weight, term in zip(self.names, self.weights, self.terms):
-            if step.step % term.every:  # lazy regularisation: run every `every` steps, scaled up
-                continue
-            value = term.discriminator_loss(step)
-            values.append((name, weight * term.every, value))
-        return self._combine(values, "d")
+        return self._combine([(name, weight * term.every, term.discriminator_loss(step))
+                              for name, weight, term in self._due(step.step)], "d")
 
     def generator_loss(self, step: GeneratorPhase) -> tuple[Tensor, dict[str, Tensor]]:
-        return self._combine([(n, w, t.generator_loss(step)) for n, w, t in zip(self.names, self.weights, self.terms)],
-                             "g")
+        return self._combine([(name, weight * term.every, term.generator_loss(step))
+                              for name, weight, term in self._due(step.step)], "g")
+
+    def _due(self, step: int) -> list[tuple[str, float, LossTerm]]:
+        """The terms that run at training step ``step``: lazy ones (``every`` = k) only when k divides it, their
+        weight then multiplied by k (Karras et al. 2020's lazy regularisation)."""
+        return [(name, weight, term) for name, weight, term in zip(self.names, self.weights, self.terms)
+                if step % term.every == 0]
+
+    def lazy_interval(self, side: str) -> int:
+        """The interval k at which the terms regularising ``side`` ("generator" or "discriminator") run lazily
+        (1: none does). With several intervals on one side, the shortest, whose steps change Adam's statistics
+        most often."""
+        intervals = [term.every for term in self.terms if side in term.lazy_sides()]
+        return min(intervals, default=1)
 
     def attach(self, discriminator: nn.Module) -> None:
         for term in self.terms:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gantk.engine.config import TrainConfig
 from gantk.engine.loss_composition import parse_loss_expression
+from gantk.engine.train_options import split_plugin_choice
 from gantk.names import normalise_package
 from gantk.registry import Registry
 
@@ -27,6 +28,9 @@ def qualified_config(config: TrainConfig, registry: Registry) -> TrainConfig:
 
     names = {field: qualified(kind, getattr(config, field)) for field, kind in NAME_FIELDS.items()}
     terms = [qualified("loss", term.name) for term in parse_loss_expression(config.loss)]
+    if config.augment is not None:
+        name, options = split_plugin_choice(config.augment)
+        names["augment"] = qualified("augmentation", name) + (f":{options}" if options else "")
     return dataclasses.replace(
         config, **names, loss=renamed_terms(config.loss, terms),
         eval_metrics=[qualified("metric", name) for name in config.eval_metrics],
@@ -70,6 +74,11 @@ def names_on_resume(saved: dict[str, Any], explicit: dict[str, Any]) -> dict[str
             name = same_component(saved[field], explicit[field])
             if name is not None:
                 kept[field] = name
+    if isinstance(explicit.get("augment"), str) and isinstance(saved.get("augment"), str):
+        (saved_name, saved_options), (given_name, given_options) = map(split_plugin_choice,
+                                                                       (saved["augment"], explicit["augment"]))
+        if saved_options == given_options and same_component(saved_name, given_name) is not None:
+            kept["augment"] = saved["augment"]  # the same augmentation with the same options
     return kept
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from gantk import memory_budget
 from gantk.errors import GantkError, UsageError
+from gantk.protocols import NEEDS, StyleGenerator, truncate_styles
 
 #: What to lower when samples do not fit.
 SAMPLES_FIX = ("Ask for fewer samples (gantk sample --n, a metric's sample count), or draw them in several runs "
@@ -38,14 +39,36 @@ def check_samples_fit(generator: nn.Module, n: int) -> None:
     memory_budget.check_fits(n * (4 * (int(generator.z_dim) + values) + 8), f"Drawing {n:,} samples", SAMPLES_FIX)
 
 
+def check_truncation(generator: nn.Module, truncation: float | None, cutoff: int | None) -> None:
+    """Refuse a truncation the generator cannot take: ψ needs a :class:`gantk.StyleGenerator`, a finite ψ and a
+    cutoff between 1 and its number of styles; a cutoff needs ψ."""
+    if truncation is None:
+        if cutoff is not None:
+            raise UsageError("--truncation-cutoff N says on how many styles to apply the truncation trick; give "
+                             "--truncation PSI with it (e.g. --truncation 0.7 --truncation-cutoff 8).")
+        return
+    if not isinstance(generator, StyleGenerator):
+        raise UsageError(f"--truncation needs {NEEDS['style_generator']}, but this generator is a "
+                         f"{generator.__class__.__name__}, which has no mapping network. Drop --truncation.")
+    if not math.isfinite(truncation):
+        raise UsageError(f"--truncation must be a finite number ψ (1: no truncation, 0: every sample is the average "
+                         f"style w_avg; 0.5 to 0.7 is usual), got {truncation}.")
+    if cutoff is not None and not 1 <= cutoff <= generator.num_ws:
+        raise UsageError(f"--truncation-cutoff must be between 1 and {generator.num_ws} (this generator's number of "
+                         f"styles, one per layer), got {cutoff}.")
+
+
 @torch.no_grad()
 def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = None, batch_size: int = 256,
-         device: str | torch.device = "cpu") -> Tensor:
+         device: str | torch.device = "cpu", truncation: float | None = None,
+         truncation_cutoff: int | None = None) -> Tensor:
     """``n`` samples from ``generator`` in eval mode, with latents from a generator seeded by ``seed``
     (same seed, same samples).
 
-    ``n`` is checked against the memory budget first; the samples are drawn ``batch_size`` at a time
-    into one preallocated tensor."""
+    ``truncation`` ψ (a :class:`gantk.StyleGenerator` only) applies the truncation trick, w' = w_avg + ψ(w − w_avg),
+    to the first ``truncation_cutoff`` styles (all when None). ``n`` is checked against the memory budget first; the
+    samples are drawn ``batch_size`` at a time into one preallocated tensor."""
+    check_truncation(generator, truncation, truncation_cutoff)
     check_samples_fit(generator, n)
     noise = torch.Generator().manual_seed(seed)
     samples: Tensor | None = None
@@ -53,7 +76,12 @@ def draw(generator: nn.Module, n: int, *, seed: int, labels: Tensor | None = Non
         z = torch.randn(n, generator.z_dim, generator=noise)
         for start in range(0, n, batch_size):
             y = labels[start:start + batch_size].to(device) if labels is not None else None
-            chunk = generator(z[start:start + batch_size].to(device), y).float().cpu()
+            latents = z[start:start + batch_size].to(device)
+            if truncation is None:
+                chunk = generator(latents, y).float().cpu()
+            else:
+                ws = truncate_styles(generator.mapping(latents, y), generator.w_avg, truncation, truncation_cutoff)
+                chunk = generator.synthesis(ws).float().cpu()
             if samples is None:
                 samples = torch.empty((n, *chunk.shape[1:]), dtype=chunk.dtype)
             samples[start:start + chunk.shape[0]] = chunk

@@ -7,6 +7,7 @@ follows the ``--g-*``/``--d-*`` flags, and the batches come from the run's data 
 
 from __future__ import annotations
 
+import sys
 from typing import Any, ContextManager, Iterable
 
 import torch
@@ -14,12 +15,14 @@ from torch import nn
 
 from gantk.accel import enable_cpu_kernels
 from gantk.engine.batches import make_batches
-from gantk.engine.build import build_gan, build_generator, make_optimizer
-from gantk.engine.config import TrainConfig
+from gantk.engine.build import build_augmentation, build_gan, build_generator, lazy_adjusted, make_optimizer
+from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.engine.distributed import check_sync_batch_norm
 from gantk.engine.precision import PrecisionPolicy
+from gantk.engine.run_dir import is_main_process
 from gantk.distributed import world_size
-from gantk.protocols import Batches, ComponentRecord, DataSpec, Dataset, GanNetworks
+from gantk.errors import UsageError
+from gantk.protocols import Augmentation, Batches, ComponentRecord, DataSpec, Dataset, GanNetworks
 from gantk.registry import Registry
 
 
@@ -56,15 +59,34 @@ class Setup:
         generator, record = build_generator(self.config, self.registry, self.spec)
         return self._place(generator), record
 
+    def augmentation(self) -> Augmentation | None:
+        augmentation = build_augmentation(self.config, self.registry, self.spec)
+        return augmentation.to(self.device) if augmentation is not None else None
+
     def batches(self) -> Batches:
         return make_batches(self.dataset, self.config.batch_size, self.device, self.memory_format,
                             seed=self.config.seed, workers=self.config.worker_count)
 
-    def generator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-        return make_optimizer(self.config.g_optimizer, parameters)
+    def generator_optimizer(self, parameters: Iterable[nn.Parameter], lazy_interval: int = 1) -> torch.optim.Optimizer:
+        return self._optimizer("generator", self.config.g_optimizer, parameters, lazy_interval)
 
-    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-        return make_optimizer(self.config.d_optimizer, parameters)
+    def discriminator_optimizer(self, parameters: Iterable[nn.Parameter],
+                                lazy_interval: int = 1) -> torch.optim.Optimizer:
+        return self._optimizer("discriminator", self.config.d_optimizer, parameters, lazy_interval)
+
+    def _optimizer(self, network: str, config: OptimizerConfig, parameters: Iterable[nn.Parameter],
+                   lazy_interval: int) -> torch.optim.Optimizer:
+        """``make_optimizer``; when lazy regularisation changes Adam's settings, one note says so (rank 0)."""
+        lazy_interval = int(lazy_interval)
+        if lazy_interval < 1:
+            raise UsageError(f"The {network}'s lazy regularisation interval must be at least 1, got {lazy_interval}.")
+        adjusted = lazy_adjusted(config, lazy_interval)
+        if adjusted is not config and is_main_process():
+            print(f"gantk: note: the {network}'s regularisers run every {lazy_interval} steps, so its Adam gets the "
+                  f"lazy-regularisation adjustment (Karras et al. 2020), c = {lazy_interval}/{lazy_interval + 1}: "
+                  f"lr {config.lr:g} -> {adjusted.lr:.6g}, betas ({config.betas[0]:g}, {config.betas[1]:g}) -> "
+                  f"({adjusted.betas[0]:.6g}, {adjusted.betas[1]:.6g}).", file=sys.stderr)
+        return make_optimizer(config, parameters, lazy_interval)
 
     def autocast(self) -> ContextManager[Any]:
         return self.precision.autocast()

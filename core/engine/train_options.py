@@ -161,8 +161,39 @@ class DecayOrOff(Codec):
         return "off" if default is None else value_text(default)
 
 
-SWITCH, ASSIGNMENTS, TERM_ASSIGNMENTS, NAMES, LEARNING_RATE, BETAS, DECAY_OR_OFF = (
-    Switch(), Assignments(), TermAssignments(), Names(), LearningRate(), Betas(), DecayOrOff())
+def split_plugin_choice(text: str) -> tuple[str, str]:
+    """``NAME[:KEY=VALUE,...]`` as (name, options text): ``ada:target=0.7`` → ("ada", "target=0.7"); a name may be
+    qualified, ``acme:ada:p=0.1`` → ("acme:ada", "p=0.1"). The options start at the first ':'-part holding '='
+    (names never hold one)."""
+    parts = str(text).split(":")
+    first_option = next((index for index, part in enumerate(parts) if "=" in part), len(parts))
+    return ":".join(parts[:first_option]).strip().rstrip(":").strip(), ":".join(parts[first_option:]).strip()
+
+
+def plugin_choice(text: str, flag: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:KEY=VALUE,...]`` as (name, options): ``diffaugment:policy=color+cutout`` → ("diffaugment",
+    {"policy": "color+cutout"}); a usage error for text that is not of that form."""
+    name, options = split_plugin_choice(text)
+    items = [item.strip() for item in options.split(",") if item.strip()]
+    malformed = [item for item in items if "=" not in item or not item.partition("=")[0].strip()]
+    if not name or malformed:
+        raise UsageError(f"{flag} takes a name and optional KEY=VALUE options separated by commas, NAME:KEY=VALUE,..."
+                         f" (e.g. {flag} ada:target=0.6,speed=100), got '{text}'.")
+    return name, parse_assignments(items, flag)
+
+
+class PluginChoice(Codec):
+    """A plugin name with its options, ``NAME[:KEY=VALUE,...]`` (``ada:target=0.6``), or ``none``."""
+
+    def parse(self, raw: Any, flag: str) -> Any:
+        if str(raw).strip().lower() in ("none", "off"):
+            return None
+        plugin_choice(raw, flag)  # refuse malformed text here, before anything loads
+        return str(raw).strip()
+
+
+SWITCH, ASSIGNMENTS, TERM_ASSIGNMENTS, NAMES, LEARNING_RATE, BETAS, DECAY_OR_OFF, PLUGIN_CHOICE = (
+    Switch(), Assignments(), TermAssignments(), Names(), LearningRate(), Betas(), DecayOrOff(), PluginChoice())
 
 
 def codec_for(annotation: Any) -> Codec:

@@ -16,6 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from gantk.conditioning import run_layers
 from gantk.errors import UsageError
+from gantk.options import as_bool
 from gantk.protocols import DataSpec, DiscriminatorOutput
 
 ACTIVATIONS = ("relu", "lrelu")
@@ -63,15 +64,43 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
     return module
 
 
+@torch.no_grad()
+def orthogonal_init_(module: nn.Module) -> nn.Module:
+    """Orthogonal initialisation (Saxe et al. 2014), StudioGAN's default for its ResNet GANs: every conv/linear
+    weight, flattened to (out, in·k·k), has orthonormal rows or columns; biases 0; norms keep γ 1, β 0."""
+    for layer in module.modules():
+        if isinstance(layer, _WEIGHTED):
+            nn.init.orthogonal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
 def spectral_normalise_(module: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) on every conv and linear layer of ``module``.
 
     Call it after initialising the weights: the parametrisation keeps the initialised weight
-    (as ``parametrizations.weight.original``) and divides it by its largest singular value.
+    (as ``parametrizations.weight.original``) and divides it by its largest singular value σ(W),
+    estimated by one power iteration per training forward pass (torch runs 15 when it is applied);
+    the vectors u and v are buffers, so checkpoints carry them. Embeddings (a projection
+    discriminator's label embedding) are left as they are.
     """
     for layer in [m for m in module.modules() if isinstance(m, _WEIGHTED)]:
-        spectral_norm(layer)
+        spectral_norm(layer)  # W_SN = W / σ(W)
     return module
+
+
+def sn_option(owner: str, sn: Any, spectral_norm: Any = None) -> bool:
+    """The ``sn`` option (spectral normalisation on every layer) of a discriminator, also read under its older
+    name ``spectral_norm``, which the configs of earlier runs record. Both given and disagreeing is an error."""
+    value = as_bool(owner, "sn", sn)
+    if spectral_norm is None:
+        return value
+    older = as_bool(owner, "spectral_norm", spectral_norm)
+    if value and not older:
+        raise UsageError(f"The {owner} got sn={value} and spectral_norm={older}; spectral_norm is the older name of "
+                         "sn. Give only sn (-D sn=true or -D sn=false).")
+    return older or value
 
 
 # --------------------------------------------------------------------------- image sizes

@@ -33,7 +33,7 @@ from gantk.conditioning import resolve_conditioning
 from gantk.errors import UsageError
 from gantk.options import number_in, positive_int
 from gantk.plugins.architectures._layers import (
-    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, square_side,
+    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, sn_option, spectral_normalise_, square_side,
 )
 from gantk.protocols import DataSpec
 
@@ -87,13 +87,16 @@ def build_acgan_generator(spec: DataSpec, z_dim: int = 100, conditioning: str = 
     return ACGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
-def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, conditioning: str = "none") -> ACGANDiscriminator:
+def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, sn: bool = False,
+                              conditioning: str = "none") -> ACGANDiscriminator:
     """ACGAN tutorial discriminator (Odena 2017): 4 × [Conv3×3 s2, LReLU 0.2, Dropout2d, BN], Linear → 1 logit.
 
-    No class head (the ``ac`` loss term attaches one to the features) and no sigmoid.
+    No class head (the ``ac`` loss term attaches one to the features) and no sigmoid. ``sn``: spectral
+    normalisation on every conv and linear layer (Miyato 2018).
     ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
     rate = number_in(f"discriminator '{ARCH}'", "dropout", dropout, at_least=0, below=1, what="a rate")
+    sn = sn_option(f"discriminator '{ARCH}'", sn)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     if not spec.is_image:
         source = f" from the data set '{spec.name}'" if spec.name else ""
@@ -112,9 +115,10 @@ def build_acgan_discriminator(spec: DataSpec, dropout: float = 0.25, conditionin
     feature_dim = D_WIDTHS[-1] * halved(height, len(D_WIDTHS)) * halved(width, len(D_WIDTHS))  # 28: 128·2·2 = 512
     discriminator = ACGANDiscriminator(
         nn.Sequential(*layers), nn.Linear(feature_dim, 1), feature_dim,
-        {"dropout": rate, "conditioning": cond.name},
+        {"dropout": rate, "sn": sn, "conditioning": cond.name},
         conditional=cond.conditional, label_output=cond.discriminator_output(feature_dim))
-    return dcgan_init_(discriminator)
+    dcgan_init_(discriminator)
+    return spectral_normalise_(discriminator) if sn else discriminator
 
 
 @gantk.hookimpl

@@ -32,7 +32,7 @@ import gantk
 from gantk.conditioning import resolve_conditioning
 from gantk.options import positive_int
 from gantk.plugins.architectures._layers import (
-    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, square_side,
+    BackboneDiscriminator, LatentGenerator, dcgan_init_, pairs, sn_option, spectral_normalise_, square_side,
 )
 from gantk.protocols import DataSpec
 
@@ -81,12 +81,15 @@ def build_contragan_generator(spec: DataSpec, z_dim: int = 100, conditioning: st
     return ContraGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
-def build_contragan_discriminator(spec: DataSpec, conditioning: str = "none") -> ContraGANDiscriminator:
+def build_contragan_discriminator(spec: DataSpec, sn: bool = False,
+                                  conditioning: str = "none") -> ContraGANDiscriminator:
     """ContraGAN tutorial discriminator (Kang & Park 2020): 3 × Conv(4, 2, 1), BN from the 2nd, LReLU, Linear → 1.
 
-    No contrastive head (the ``contrastive`` loss term attaches one to the features) and no sigmoid.
+    No contrastive head (the ``contrastive`` loss term attaches one to the features) and no sigmoid. ``sn``:
+    spectral normalisation on every conv and linear layer (Miyato 2018).
     ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
+    sn = sn_option(f"discriminator '{ARCH}'", sn)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     side = square_side(ARCH, "discriminator", spec, 8, 8, D_SIZES)
     final = side // 2 ** len(D_WIDTHS)  # S/8: 32 -> 4
@@ -99,9 +102,10 @@ def build_contragan_discriminator(spec: DataSpec, conditioning: str = "none") ->
     layers.append(nn.Flatten(1))  # (B, 256, S/8, S/8) -> (B, 256·(S/8)²): the features
     feature_dim = D_WIDTHS[-1] * final * final  # 32×32: 256·4·4 = 4096
     discriminator = ContraGANDiscriminator(
-        nn.Sequential(*layers), nn.Linear(feature_dim, 1), feature_dim, {"conditioning": cond.name},
+        nn.Sequential(*layers), nn.Linear(feature_dim, 1), feature_dim, {"sn": sn, "conditioning": cond.name},
         conditional=cond.conditional, label_output=cond.discriminator_output(feature_dim))
-    return dcgan_init_(discriminator)
+    dcgan_init_(discriminator)
+    return spectral_normalise_(discriminator) if sn else discriminator
 
 
 @gantk.hookimpl

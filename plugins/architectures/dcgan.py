@@ -32,9 +32,9 @@ from torch import nn
 import gantk
 from gantk.plugins.architectures._layers import (
     CONV_NORMS, BackboneDiscriminator, LatentGenerator, conv_norm, dcgan_init_, pairs, require_image, size_error,
-    spectral_normalise_,
+    sn_option, spectral_normalise_,
 )
-from gantk.options import as_bool, choice, positive_int
+from gantk.options import choice, positive_int
 from gantk.conditioning import resolve_conditioning
 from gantk.protocols import DataSpec
 
@@ -111,17 +111,18 @@ def build_dcgan_generator(spec: DataSpec, z_dim: int = 100, width: int = 64,
     return DCGANGenerator(spec, z_dim, net, options, conditional=cond.conditional)
 
 
-def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batch",
-                              spectral_norm: bool = False, conditioning: str = "none") -> DCGANDiscriminator:
+def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batch", sn: bool = False,
+                              conditioning: str = "none", spectral_norm: bool | None = None) -> DCGANDiscriminator:
     """DCGAN discriminator (Radford et al. 2016): strided convs, LeakyReLU 0.2, one logit (no sigmoid).
 
     ``norm``: ``batch`` (the paper's), ``none`` (WGAN-GP critics), ``layer`` or ``instance``; never
-    after the first conv. ``spectral_norm`` wraps every conv in spectral normalisation (Miyato 2018).
+    after the first conv. ``sn`` wraps every conv in spectral normalisation (Miyato 2018); ``spectral_norm``
+    is its older name, still read because the configs of earlier runs record it.
     ``conditioning``: none, projection (what ``auto`` picks), or concat (label maps as extra input channels).
     """
     width = positive_int(DISCRIMINATOR, "width", width)
     norm = choice(DISCRIMINATOR, "norm", norm, CONV_NORMS)
-    spectral_norm = as_bool(DISCRIMINATOR, "spectral_norm", spectral_norm)
+    sn = sn_option(DISCRIMINATOR, sn, spectral_norm)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="projection")
     base, doublings = image_plan(spec, "discriminator")
     widths = hidden_widths(width, doublings)[::-1]  # S/2 map first, b×b map last
@@ -140,10 +141,10 @@ def build_dcgan_discriminator(spec: DataSpec, width: int = 64, norm: str = "batc
     feature_dim = widths[-1] * base * base
     discriminator = DCGANDiscriminator(
         body, head, feature_dim,
-        {"width": width, "norm": norm, "spectral_norm": spectral_norm, "conditioning": cond.name},
+        {"width": width, "norm": norm, "sn": sn, "conditioning": cond.name},
         conditional=cond.conditional, label_output=cond.discriminator_output(feature_dim))
     dcgan_init_(discriminator)
-    return spectral_normalise_(discriminator) if spectral_norm else discriminator
+    return spectral_normalise_(discriminator) if sn else discriminator
 
 
 @gantk.hookimpl

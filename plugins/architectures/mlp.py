@@ -35,7 +35,7 @@ from torch import nn
 import gantk
 from gantk.errors import UsageError
 from gantk.plugins.architectures._layers import (
-    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, make_activation, pairs, spectral_normalise_,
+    ACTIVATIONS, BackboneDiscriminator, LatentGenerator, make_activation, pairs, sn_option, spectral_normalise_,
 )
 from gantk.options import as_bool, choice, number_in, option_error, positive_int, positive_ints, split_items
 from gantk.conditioning import Conditioning, resolve_conditioning
@@ -123,25 +123,28 @@ def build_mlp_generator(spec: DataSpec, z_dim: int | None = None, hidden: Sequen
 
 def build_mlp_discriminator(spec: DataSpec, hidden: Sequence[int] | str | None = None,
                             activation: str | None = None, dropout: float | Sequence[float] | str | None = None,
-                            spectral_norm: bool = False, conditioning: str = "none") -> MLPDiscriminator:
+                            sn: bool = False, conditioning: str = "none",
+                            spectral_norm: bool | None = None) -> MLPDiscriminator:
     """MLP discriminator (Goodfellow 2014; Mirza 2014): flattened x → hidden → one logit (no sigmoid).
+
+    ``sn``: spectral normalisation on every linear layer (Miyato 2018); ``spectral_norm`` is its older name.
 
     ``conditioning``: none, concat (x ⊕ emb(y), the CGAN tutorial's; what ``auto`` picks) or projection.
     """
     hidden = positive_ints(DISCRIMINATOR, "hidden", defaults_for(spec, "d_hidden", hidden))
     act = choice(DISCRIMINATOR, "activation", defaults_for(spec, "activation", activation), ACTIVATIONS)
     rates = dropout_rates(defaults_for(spec, "dropout", dropout), len(hidden))
-    spectral_norm = as_bool(DISCRIMINATOR, "spectral_norm", spectral_norm)
+    sn = sn_option(DISCRIMINATOR, sn, spectral_norm)
     cond = resolve_conditioning(conditioning, spec, "discriminator", auto="concat")
     flatten = [nn.Flatten(1)] if spec.is_image else []  # images (B, C, H, W) -> (B, C·H·W); vectors are (B, D)
     label_input, in_dim = cond.discriminator_vector_input(spec.flat_dim)  # x, or x ⊕ emb(y)
     body = nn.Sequential(*flatten, *([label_input] if label_input else []),
                          *hidden_layers([in_dim, *hidden], act, [False] * len(hidden), rates))
-    options = {"hidden": hidden, "activation": act, "dropout": rates, "spectral_norm": spectral_norm,
+    options = {"hidden": hidden, "activation": act, "dropout": rates, "sn": sn,
                "conditioning": cond.name}
     discriminator = MLPDiscriminator(body, nn.Linear(hidden[-1], 1), hidden[-1], options,
                                      conditional=cond.conditional, label_output=cond.discriminator_output(hidden[-1]))
-    return spectral_normalise_(discriminator) if spectral_norm else discriminator
+    return spectral_normalise_(discriminator) if sn else discriminator
 
 
 @gantk.hookimpl

@@ -13,6 +13,10 @@ terms. Every D output is cast to float32 once, in :meth:`GanProcedure._discrimin
 terms receive float32 logits and features (their elementwise maths stays float32 under autocast).
 When a term needs ``"real_in_generator_phase"`` (relativistic losses), G's phase runs D again on
 the latest real batch, with D's current weights.
+
+Augmentation: with ``--augment``, every D input (real and fake, in both phases, and the passes
+loss terms make themselves) goes through the augmentation in :meth:`GanProcedure._discriminate`,
+which then observes D's logits on each D update's real batch (ADA adjusts its probability there).
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ class GanProcedure:
         networks = setup.build_gan()
         self.generator, self.discriminator, self.loss = networks.generator, networks.discriminator, networks.loss
         self.records = {"generator": networks.generator_record, "discriminator": networks.discriminator_record}
-        self.g_optimizer = setup.generator_optimizer(self.generator.parameters())
-        self.d_optimizer = setup.discriminator_optimizer([*self.discriminator.parameters(), *self.loss.parameters()])
+        # lazy regularisers (every=k) give their network's Adam the paper's adjustment (Karras et al. 2020)
+        self.g_optimizer = setup.generator_optimizer(self.generator.parameters(), **self._lazy("generator"))
+        self.d_optimizer = setup.discriminator_optimizer([*self.discriminator.parameters(), *self.loss.parameters()],
+                                                         **self._lazy("discriminator"))
         self.batches = setup.batches()
         self.spec, self.n_critic, self.device = setup.spec, setup.config.n_critic, setup.device
         self.accumulate = setup.config.accumulate
@@ -52,10 +58,20 @@ class GanProcedure:
         self._latest_real: list[tuple[Tensor, Tensor | None]] = []  # the last D update's micro-batches, for G's phase
         self._d_side = [p for p in (*self.discriminator.parameters(), *self.loss.parameters()) if p.requires_grad]
         self.d_scaler, self.g_scaler = setup.grad_scaler(), setup.grad_scaler()
+        self.augment = setup.augmentation()  # --augment, applied to every D input; None without one
+
+    def _lazy(self, network: str) -> dict[str, int]:
+        """``lazy_interval`` for the optimizer of ``network`` when its regularisers run lazily; nothing otherwise (so
+        that a setup written before the argument existed still works)."""
+        interval = self.loss.lazy_interval(network)
+        return {"lazy_interval": interval} if interval > 1 else {}
 
     # ------------------------------------------------------------------ the Procedure protocol
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator, "loss": self.loss}
+        modules = {"generator": self.generator, "discriminator": self.discriminator, "loss": self.loss}
+        if self.augment is not None:  # its state (ADA's p) is saved in checkpoints
+            modules["augment"] = self.augment
+        return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
@@ -80,8 +96,10 @@ class GanProcedure:
         for _ in range(self.n_critic):
             d_total, d_parts = self._discriminator_update(step)
         g_total, g_parts = self._generator_update(step)
+        logged = self.augment.logged() if self.augment is not None else {}  # ADA's p, for metrics.jsonl
+        augment = {f"aug/{key}": value for key, value in logged.items()}
         # terms before totals, so that the non-finite guard names the term that failed first
-        return {**d_parts, "d/total": d_total.detach(), **g_parts, "g/total": g_total.detach()}
+        return {**d_parts, "d/total": d_total.detach(), **g_parts, "g/total": g_total.detach(), **augment}
 
     # ------------------------------------------------------------------ batches
     def _noise(self) -> tuple[Tensor, Tensor | None]:
@@ -107,37 +125,48 @@ class GanProcedure:
         return totals, {key: torch.stack([parts[key] for _, parts in values]).mean() for key in values[0][1]}
 
     # ------------------------------------------------------------------ the two phases
-    def _discriminate(self, x: Tensor, labels: Tensor | None) -> DiscriminatorOutput:
-        """D(x, y) cast to float32 (called under the phase's autocast): every D output the loss terms see."""
+    def _discriminate(self, x: Tensor, labels: Tensor | None, *, real: bool = False) -> DiscriminatorOutput:
+        """D(augment(x), y) cast to float32 (called under the phase's autocast): every D output the loss terms see.
+
+        Every D input goes through ``--augment``, the passes terms make themselves too (``phase.discriminator``:
+        the gradient penalty's interpolates, as fakes); R1's gradient is taken with respect to the un-augmented
+        real batch, through the augmentation (as in StyleGAN2-ADA)."""
+        if self.augment is not None:
+            x = self.augment(x, real=real)
         return self.discriminator(x, labels).to_float32()
 
     def _discriminator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         real, real_labels = self.batches.next()
         z, fake_labels = self._noise()
         self.d_optimizer.zero_grad(set_to_none=True)
-        values, latest_real = [], []
+        values, latest_real, real_logits = [], [], []
         for real, real_labels, z, fake_labels in self._micro_batches(real, real_labels, z, fake_labels):
-            total, parts = self._discriminator_loss(step, real, real_labels, z, fake_labels)
+            total, parts, logits = self._discriminator_loss(step, real, real_labels, z, fake_labels)
             backward(total / self.accumulate, self.d_scaler)  # Σ over micro-batches of (their mean) / K
             values.append((total, parts))
             latest_real.append((real.detach(), real_labels))
+            real_logits.append(logits.detach())
         if self.real_in_generator_phase:
             self._latest_real = latest_real
         optimizer_step(self.d_optimizer, self.d_scaler)  # under torchrun: gradients averaged over the ranks first
         self.loss.after_discriminator_update(self.discriminator)
+        if self.augment is not None:  # ADA's overfitting heuristic reads D's signs on the real batch
+            self.augment.observe(torch.cat(real_logits))
         return self._averaged(values)
 
     def _discriminator_loss(self, step: int, real: Tensor, real_labels: Tensor | None, z: Tensor,
-                            fake_labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+                            fake_labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """The loss total and terms of one micro-batch, and D's float32 logits on its real samples."""
         with torch.no_grad(), self.autocast():
             fake = self.generator(z, fake_labels)
         if self.real_grad:
             real = real.detach().requires_grad_(True)
         with self.autocast():  # D's passes and the terms share one region (and so autocast's cached weight casts)
-            context = DiscriminatorPhase(real, fake, real_labels, fake_labels, self._discriminate(real, real_labels),
+            context = DiscriminatorPhase(real, fake, real_labels, fake_labels,
+                                         self._discriminate(real, real_labels, real=True),
                                          self._discriminate(fake, fake_labels), self._discriminate, step,
                                          needs=self.loss_needs)
-            return self.loss.discriminator_loss(context)
+            return *self.loss.discriminator_loss(context), context.real_out.logits
 
     def _real_for_generator_phase(self, micro_batch: int
                                   ) -> tuple[Tensor | None, Tensor | None, DiscriminatorOutput | None]:
@@ -147,7 +176,7 @@ class GanProcedure:
             return None, None, None
         real, labels = self._latest_real[micro_batch]
         with torch.no_grad():  # D is frozen in G's phase: its output on real data is a constant for G's loss
-            return real, labels, self._discriminate(real, labels)
+            return real, labels, self._discriminate(real, labels, real=True)
 
     def _generator_update(self, step: int) -> tuple[Tensor, dict[str, Tensor]]:
         z, fake_labels = self._noise()
@@ -160,7 +189,8 @@ class GanProcedure:
                 with self.autocast():
                     fake = self.generator(z, fake_labels)
                     context = GeneratorPhase(fake, fake_labels, self._discriminate(fake, fake_labels),
-                                             self._discriminate, step, *self._real_for_generator_phase(index))
+                                             self._discriminate, step, *self._real_for_generator_phase(index),
+                                             generator=self.generator, z=z)
                     total, parts = self.loss.generator_loss(context)
                 backward(total / self.accumulate, self.g_scaler)
                 values.append((total, parts))

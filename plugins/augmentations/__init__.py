@@ -1,0 +1,1 @@
+"""Augmentation plugins: differentiable transforms of everything the discriminator sees (DiffAugment, ADA, flips)."""
