@@ -106,6 +106,8 @@ def methods_for(side: str, spec, registry) -> str:
 def resolve_conditioning(value: "str | Conditioning | None", spec, side: str, auto: str = "none") -> Conditioning:
     """A :class:`Conditioning` from a registry name (``"auto"`` picks ``auto``), checked for ``side``.
 
+    None is the ``none`` method: ``-G conditioning=none`` reads as None (:func:`gantk.options.parse_value`).
+
     Names are looked up in the registry building the calling architecture (the engine's), see
     :func:`gantk.registry.current_registry`.
     """
@@ -113,7 +115,7 @@ def resolve_conditioning(value: "str | Conditioning | None", spec, side: str, au
     if isinstance(value, Conditioning):
         conditioning = value
     else:
-        name = auto if value in (None, "auto") else str(value)
+        name = "none" if value is None else auto if value == "auto" else str(value)
         conditioning = registry.create("conditioning", name, spec)
     conditioning.check_side(side, methods_for(side, spec, registry) if side not in conditioning.sides else "")
     return conditioning

@@ -158,3 +158,15 @@ def test_headline_composition_trains(tmp_path):
     trainer.train()
     line = loss_records(tmp_path / "run")[-1]
     assert {"d/hinge", "d/contrastive", "g/hinge", "g/contrastive"} <= line.keys()
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "stylegan2"])
+def test_conditioning_none_as_typed_on_the_command_line_is_unconditional(arch):
+    """``-G conditioning=none`` reads as None (parse_value): on labelled data it must not fall back to auto."""
+    from gantk.options import parse_value
+    labelled = DataSpec((3, 32, 32), num_classes=4, name="labelled")
+    registry = gantk.get_registry()
+    generator = registry.create("generator", arch, labelled, conditioning=parse_value("none"))
+    assert not generator.conditional
+    discriminator = registry.create("discriminator", arch, labelled, conditioning=parse_value("none"))
+    assert discriminator.options["conditioning"] == "none"

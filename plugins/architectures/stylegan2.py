@@ -243,6 +243,7 @@ def build_stylegan2_generator(spec: DataSpec, z_dim: int = 256, w_dim: int = 256
     channel_base, channel_max = check_widths(GENERATOR, side, channel_base, channel_max)
     mixing = number_in(GENERATOR, "mixing", mixing, at_least=0, at_most=1, what="a probability",
                        hint="style mixing regularisation; 0 turns it off")
+    conditioning = "none" if conditioning is None else conditioning  # -G conditioning=none reads as None
     conditioning = choice(GENERATOR, "conditioning", conditioning, ("none", "concat", "auto"),
                           hint="stylegan2 joins the label's embedding to z in its mapping network: concat")
     if conditioning == "auto":
