@@ -1,7 +1,7 @@
 """Training throughput of each image architecture, fp32 against bf16 autocast on this machine.
 
-For ``dcgan``, ``resnet``, ``resnet`` with self-attention (on the maps of half the image side in G
-and D: ``attention=32`` at 64 px) and
+For ``dcgan``, ``resnet`` (also at width 32, as docs/results.md trains it), ``resnet`` with
+self-attention (on the maps of half the image side in G and D: ``attention=32`` at 64 px) and
 ``stylegan2`` (when a plugin registers it; skipped otherwise), each with its default options, on a
 batch of 64 colour images of 64×64 (``--batch``, ``--size``): one training step is one D update
 (hinge loss on a real and a generated batch: forward and backward through D, G forward) and one G
@@ -33,6 +33,7 @@ from gantk.protocols import DataSpec
 
 #: label -> (architecture, options of G and D as a function of the image side)
 ARCHITECTURES = {"dcgan": ("dcgan", lambda side: {}), "resnet": ("resnet", lambda side: {}),
+                 "resnet-width32": ("resnet", lambda side: {"width": 32}),  # the results table's CPU-sized SNGAN
                  "resnet+attention": ("resnet", lambda side: {"attention": side // 2}),
                  "stylegan2": ("stylegan2", lambda side: {})}
 

@@ -10,12 +10,14 @@ run: the rows are compared at equal wall time):
 
 Every run is then scored with ``gantk eval`` against the whole train split: FID, KID, precision and
 recall on the features of gantk's emoji category classifier (the same network for every row; its
-held-out accuracy is printed), ``--n`` samples a side. A 64-sample grid of each row's generator is
+held-out accuracy is printed), ``--n`` samples a side, twice: the export (EMA weights) and the
+trained weights themselves (``gantk export --no-ema``). ``--score-only`` scores rows already trained. A 64-sample grid of each row's generator is
 written to ``docs/images/emoji_<row>.png``. The script prints the Markdown tables; it writes nothing
 into docs/results.md itself.
 
     python benchmarks/emoji_results.py --data-root DIR [--minutes 20] [--augment-minutes 10]
                                        [--only models|augment] [--rows dcgan,sngan] [--runs-dir DIR]
+                                       [--score-only]
 """
 
 from __future__ import annotations
@@ -55,13 +57,24 @@ def train(row: str, options: list[str], minutes: float, args: argparse.Namespace
     return run
 
 
-def score(run: Path, args: argparse.Namespace) -> dict:
-    out = run / "eval" / "results.json"
-    gantk("eval", str(run), "--dataset", "emoji", "--data-root", args.data_root, "--features", "classifier",
+def evaluate(generator: Path, out: Path, args: argparse.Namespace) -> dict:
+    if args.score_only and out.is_file():  # scored before: the same generator, seed and samples give the same values
+        return json.loads(out.read_text())["values"]
+    gantk("eval", str(generator), "--dataset", "emoji", "--data-root", args.data_root, "--features", "classifier",
           "--metrics", METRICS, "--n", str(args.n), "--out", str(out))
-    values = json.loads(out.read_text())["values"]
+    return json.loads(out.read_text())["values"]
+
+
+def score(run: Path, args: argparse.Namespace) -> dict:
+    """The metrics of the run's export (EMA weights) and of its trained weights themselves (``raw/…``): after a
+    short run an EMA with a long memory still holds much of the first weights (β^steps of them)."""
+    values = evaluate(run / "generator.safetensors", run / "eval" / "results.json", args)
+    raw = run / "raw-generator.safetensors"
+    gantk("export", str(run), "--no-ema", "--out", str(raw))
+    raw_values = evaluate(raw, run / "eval" / "raw-results.json", args)
     summary = json.loads((run / "summary.json").read_text())
-    return {**values, "steps": summary["steps"], "seconds": summary["seconds"]}
+    return {**values, **{f"raw/{key}": value for key, value in raw_values.items()}, "steps": summary["steps"],
+            "seconds": summary["seconds"]}
 
 
 def grid(run: Path, row: str) -> str:
@@ -81,11 +94,14 @@ def classifier_accuracy() -> str:
 
 
 def table(rows: dict[str, dict], pictures: dict[str, str]) -> str:
-    lines = ["| row | steps | FID ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ | samples |", "|---|---|---|---|---|---|---|"]
+    lines = ["| row | steps | weights | FID ↓ | KID ↓ | precision ↑ | recall ↑ | samples (EMA) |",
+             "|---|---|---|---|---|---|---|---|"]
     for row, values in rows.items():
-        lines.append(f"| {row} | {values['steps']:,} | {values['fid']:.2f} | {values['kid']:.2f} ± "
-                     f"{values['kid_std']:.2f} | {values['precision']:.3f} | {values['recall']:.3f} | "
-                     f"![{row}]({pictures[row]}) |")
+        for weights, prefix in (("EMA", ""), ("trained", "raw/")):
+            get = lambda key: values[prefix + key]  # noqa: E731
+            lines.append(f"| {row} | {values['steps']:,} | {weights} | {get('fid'):.2f} | {get('kid'):.2f} ± "
+                         f"{get('kid_std'):.2f} | {get('precision'):.3f} | {get('recall'):.3f} | "
+                         f"{f'![{row}]({pictures[row]})' if not prefix else ''} |")
     return "\n".join(lines)
 
 
@@ -99,6 +115,7 @@ def main() -> None:
     parser.add_argument("--rows", default="", help="comma-separated rows to run (default: all)")
     parser.add_argument("--n", type=int, default=3399, help="samples a side for the metrics")
     parser.add_argument("--runs-dir", default="runs/emoji-results")
+    parser.add_argument("--score-only", action="store_true", help="score the rows already trained in --runs-dir")
     args = parser.parse_args()
     wanted = set(filter(None, args.rows.split(",")))
     experiments = []
@@ -113,7 +130,9 @@ def main() -> None:
         for row, (options, minutes) in rows.items():
             if wanted and row not in wanted:
                 continue
-            run = train(row, options, minutes, args)
+            run = Path(args.runs_dir) / row
+            if not (args.score_only and (run / "summary.json").is_file()):
+                run = train(row, options, minutes, args)
             results[row], pictures[row] = score(run, args), grid(run, row)
             print(json.dumps({row: results[row]}), flush=True)
         print(f"\n## {name}: {args.minutes if name == 'models' else args.augment_minutes} min each; classifier "

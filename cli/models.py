@@ -56,12 +56,14 @@ def export_command(
     run: str = typer.Argument(..., help="A run directory or a run name under --runs-dir."),
     out: Optional[Path] = typer.Option(None, help="Output file (default: <run>/generator.safetensors)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run names are looked up."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="The EMA weights when the run keeps them (--no-ema: the "
+                                                          "trained weights themselves)."),
 ) -> None:
     """Export a run's generator (EMA weights when present) from its newest checkpoint to safetensors."""
     from gantk.engine.run_dir import find_run
     from gantk.engine.run_export import export_run
 
-    written = export_run(find_run(run, runs_dir), out)
+    written = export_run(find_run(run, runs_dir), out, ema=ema)
     typer.echo(f"Exported {written}")
 
 

@@ -72,6 +72,12 @@ def test_export_command_writes_ema_weights_from_the_newest_checkpoint(tmp_path, 
     exported = gantk.load_generator(tmp_path / "g.safetensors")
     for key, value in trainer.ema.model.state_dict().items():
         assert torch.equal(exported.state_dict()[key], value)
+    raw = cli("export", str(tmp_path / "run"), "--no-ema", "--out", str(tmp_path / "raw.safetensors"))
+    assert raw.exit_code == 0, raw.output
+    trained = gantk.load_generator(tmp_path / "raw.safetensors").state_dict()
+    live = trainer.procedure.modules()["generator"].state_dict()
+    assert all(torch.equal(trained[key], value) for key, value in live.items())
+    assert not all(torch.equal(trained[key], value) for key, value in trainer.ema.model.state_dict().items())
 
 
 def test_cli_train_writes_the_run_directory(tmp_path):

@@ -21,8 +21,9 @@ def _read_json(path: Path) -> Any:
                          "of the run.") from error
 
 
-def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path:
-    """Write the run's generator (EMA weights when the run keeps them) to ``out``."""
+def export_run(run_dir: Path, out: Path | None = None, *, registry=None, ema: bool = True) -> Path:
+    """Write the run's generator to ``out``: its EMA weights when the run keeps them and ``ema`` is True, else the
+    trained weights themselves (``gantk export --no-ema``)."""
     run_dir = Path(run_dir)
     components_file = run_dir / "components.json"
     if not components_file.is_file():
@@ -39,7 +40,7 @@ def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path
     generator = build_generator(exported, registry)
 
     def restore(checkpoint: Checkpoint) -> None:
-        checkpoint.restore_module("ema" if checkpoint.has_module("ema") else "generator", generator)
+        checkpoint.restore_module("ema" if ema and checkpoint.has_module("ema") else "generator", generator)
 
     checkpoint = restore_newest(run_dir, restore)
     if checkpoint is None:
@@ -48,5 +49,5 @@ def export_run(run_dir: Path, out: Path | None = None, *, registry=None) -> Path
     out = Path(out) if out else run_dir / "generator.safetensors"
     config = checkpoint.config or (_read_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {})
     return export_generator(out, generator, record, spec,
-                            extra={"ema": checkpoint.has_module("ema"), "step": checkpoint.step,
+                            extra={"ema": ema and checkpoint.has_module("ema"), "step": checkpoint.step,
                                    "dataset": config.get("dataset") if isinstance(config, dict) else None})
