@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +28,7 @@ import torch.nn.functional as F
 import gantk
 from gantk.accel import enable_cpu_kernels
 from gantk.protocols import DataSpec
+from timing import images_per_second  # benchmarks/timing.py
 
 #: label -> (architecture, options of G and D as a function of the image side)
 ARCHITECTURES = {"dcgan": ("dcgan", lambda side: {}), "resnet": ("resnet", lambda side: {}),
@@ -68,22 +67,6 @@ def training_step(generator, discriminator, optimizers, real: torch.Tensor, dtyp
     g_optimizer.zero_grad(set_to_none=True)
     g_loss.float().backward()
     g_optimizer.step()
-
-
-def images_per_second(step, batch: int, steps: int, warmup: int, rounds: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        step()
-    rates = []
-    for _ in range(rounds):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        rates.append(batch * steps / (time.perf_counter() - started))
-    return statistics.median(rates)
 
 
 def main() -> None:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import time
 from typing import Callable
 
 import torch
 
 import gantk
 from gantk.protocols import DataSpec
+from timing import images_per_second  # benchmarks/timing.py
 
 BUILTINS = {"diffaugment": ("diffaugment", {}), "ada p=0": ("ada", {}), "ada p=0.5": ("ada", {"p": 0.5}),
             "flip": ("flip", {})}
@@ -49,20 +49,6 @@ def kornia_equivalents() -> dict[str, Callable]:
                                    K.ColorJiggle(0.2, 0.5, 1.0, 0.5, p=0.5))
     flip = K.RandomHorizontalFlip(p=0.5)
     return {"kornia ~diffaugment": diffaugment, "kornia ~ada": ada, "kornia ~flip": flip}
-
-
-def rate(step: Callable[[], None], batch: int, repeats: int, device: torch.device) -> float:
-    """Images per second of ``step`` (after two warm-up calls)."""
-    for _ in range(2):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return batch * repeats / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -113,8 +99,8 @@ def main() -> None:
                     logits = discriminator(augmented(x)).logits
                 logits.float().sum().backward()
 
-            alone = rate(augmentation_step, args.batch, args.repeats, device) if augment is not None else float("nan")
-            with_d = rate(discriminator_step, args.batch, args.repeats, device)
+            alone = images_per_second(augmentation_step, args.batch, args.repeats, 2, 1, device) if augment is not None else float("nan")
+            with_d = images_per_second(discriminator_step, args.batch, args.repeats, 2, 1, device)
             baseline = with_d if augment is None else baseline
             print(f"{label:<22}{precision:<11}{alone:>11.0f}{with_d:>11.0f}{with_d / baseline:>9.2f}")
 
