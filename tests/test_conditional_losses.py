@@ -199,7 +199,7 @@ def test_2c_decreases_as_a_sample_moves_toward_its_class_samples_and_proxy(seed,
     reference = [reference_2c(batch(a), proxies, labels, temperature) for a in alphas]
     assert all(later < earlier for earlier, later in zip(reference, reference[1:]))  # the formula decreases...
     assert all(later <= earlier * (1 + 1e-6) for earlier, later in zip(values, values[1:]))  # ...so does the code
-    assert values[-1] < values[0] - 1e-2  # sample 0's own ℓ falls from ≥ log 2 to almost 0
+    assert values[-1] < values[0] * (1 - 1e-3)  # sample 0's own ℓ falls clearly (less so at high temperatures)
 
 
 @PROPERTY
