@@ -104,7 +104,7 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
         raise typer.Exit(train_in_processes(nproc, ["train", *run_flags, *flags]))
     from gantk.engine.build import resolve_device  # torch-heavy: imported when training
     from gantk.engine.distributed import rank_device, text_from_rank0
-    from gantk.engine.trainer import Trainer
+    from gantk.engine.trainer import TRANSLATOR_FILE, Trainer
 
     explicit = explicit_options(arguments)
     if resume is not None:
@@ -137,7 +137,10 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
                    f"{result.run_dir}' continues it.")
     typer.echo(f"Run: {result.run_dir}")
     typer.echo(f"Samples: {result.run_dir / 'samples'}")
-    if result.exported:
+    if result.exported and result.exported.name == TRANSLATOR_FILE:
+        typer.echo(f"Translator: {result.exported}  (try: gantk translate {result.exported} --direction a2b "
+                   "--input IMAGES --out translated)")
+    elif result.exported:
         typer.echo(f"Generator: {result.exported}  (try: gantk sample {result.exported} --out samples.png)")
 
 

@@ -46,9 +46,13 @@ _LAZY = {
     "ComponentRecord": "gantk.protocols",
     "GanNetworks": "gantk.protocols",
     "Procedure": "gantk.protocols",
+    "PreviewProcedure": "gantk.protocols",
+    "Translator": "gantk.protocols",
+    "two_domain_dataset": "gantk.protocols",
     "Metric": "gantk.protocols",
     "TrainingSetup": "gantk.protocols",
     "load_generator": "gantk.engine.export",
+    "load_translator": "gantk.engine.translator_export",
     "export_generator": "gantk.engine.export",
 }
 

@@ -11,7 +11,8 @@ factory for ``register_losses``::
 
     register("hinge", gantk.logit_loss(hinge_d, hinge_g), summary="Hinge loss (Lim & Ye 2017)")
 
-Both functions take ``(real, fake)``: float32 logit tensors of shape (B,). In the generator's
+Both functions take ``(real, fake)``: float32 logit tensors of shape (B,), or (B, H', W') from a patch
+discriminator (average over every element, as ``.mean()`` does, and both shapes work). In the generator's
 function ``real`` is None unless the loss was made with ``generator_needs_real=True`` (then it is
 D's output on the latest real batch, computed afresh in G's update). Keyword-only parameters with
 defaults become the loss's options (``--loss-option ns.real_target=0.9``); ``checks`` maps an

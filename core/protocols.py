@@ -98,6 +98,12 @@ class Dataset:
     description: str = ""
     #: the names of its domains: () for one; two (e.g. ("A", "B")) for unpaired translation data
     domains: tuple[str, ...] = ()
+    #: two-domain data: one Dataset per domain, in the order of ``domains`` (the top level then holds no
+    #: samples or stream of its own); () for one domain. Build it with :func:`two_domain_dataset`.
+    domain_data: tuple["Dataset", ...] = ()
+    #: two-domain data whose domains are index-aligned: sample i of A shows what sample i of B shows (a ground
+    #: truth for evaluating translation; training still draws the domains independently)
+    paired: bool = False
     #: for 2-D mixtures: the mode centres (M, 2), which plots mark and the ``modes`` metric counts
     modes: Tensor | None = None
     #: what identifies this exact data (e.g. a hash of its files' names, sizes and times), or "" when unknown:
@@ -105,13 +111,36 @@ class Dataset:
     fingerprint: str = ""
 
     def __len__(self) -> int:
+        if self.domain_data:
+            return sum(len(part) for part in self.domain_data)
         if self.samples is not None:
             return int(self.samples.shape[0])
         return len(self.stream)  # type: ignore[arg-type]
 
 
+def two_domain_dataset(a: Dataset, b: Dataset, domains: tuple[str, str], *, name: str, paired: bool = False,
+                       description: str = "") -> Dataset:
+    """Two data sets of the same image shape as the domains A and B of one unpaired-translation data set.
+
+    Labels are dropped from the top-level spec (a translator does not follow classes); each domain keeps its
+    own. ``paired``: the two are index-aligned (see :attr:`Dataset.paired`). Raises ValueError when the shapes
+    differ or a side is not images.
+    """
+    if not (a.spec.is_image and b.spec.is_image) or a.spec.shape != b.spec.shape:
+        raise ValueError(f"the two domains must be images of one shape, got {a.spec.shape} and {b.spec.shape}")
+    if paired and len(a) != len(b):
+        raise ValueError(f"paired domains must be as long as each other, got {len(a)} and {len(b)} samples")
+    fingerprint = f"{a.fingerprint}+{b.fingerprint}" if a.fingerprint and b.fingerprint else ""
+    return Dataset(DataSpec(a.spec.shape, 0, name), None, description=description, domains=tuple(domains),
+                   domain_data=(a, b), paired=paired, fingerprint=fingerprint)
+
+
 class DiscriminatorOutput(NamedTuple):
-    """What a discriminator returns: adversarial ``logits`` (B,) and penultimate ``features`` (B, F)."""
+    """What a discriminator returns: adversarial ``logits`` and penultimate ``features`` (B, F).
+
+    ``logits`` are (B,), or (B, H', W') for a patch discriminator (PatchGAN: one logit per image patch);
+    loss terms average over every logit, so that a loss written for (B,) takes patch maps as they are.
+    """
 
     logits: Tensor
     features: Tensor
@@ -128,7 +157,8 @@ class Generator(Protocol):
     """A generator: an ``nn.Module`` mapping latents ``z`` (B, z_dim) and labels to samples.
 
     The engine reads these attributes (and checks them when it builds a generator):
-    ``z_dim`` the latent size; ``spec`` the :class:`DataSpec` it generates for; ``conditional``
+    ``z_dim`` the latent size (0 for an image-to-image generator, which maps images of ``spec`` to images of
+    ``spec``, ``generator(x)``: a translator's directions); ``spec`` the :class:`DataSpec` it generates for; ``conditional``
     whether it follows the labels ``y``; ``num_classes`` how many labels it knows (0 when
     unconditional); ``options`` the JSON-serialisable keyword arguments that rebuild it through
     its factory (``factory(spec, **options)``), saved in runs and exports.
@@ -414,11 +444,20 @@ class TrainingSetup(Protocol):
     def build_generator(self) -> tuple[nn.Module, ComponentRecord]:
         """The generator named by ``--gen`` with ``--gen-option`` values, alone (no discriminator or loss)."""
 
+    def build_discriminator(self) -> tuple[nn.Module, ComponentRecord]:
+        """The discriminator named by ``--disc`` with ``--disc-option`` values, alone; each call builds a new one."""
+
+    def build_loss(self) -> nn.Module:
+        """The composite loss of ``--loss`` (a fresh one each call: a procedure with two discriminators builds one
+        per discriminator and :meth:`LossTerm.attach` es each to its own), on ``device``."""
+
     def augmentation(self) -> "Augmentation | None":
         """The augmentation ``--augment NAME:KEY=VALUE,...`` names, on ``device``; None without ``--augment``."""
 
-    def batches(self) -> Batches:
-        """A fresh stream of shuffled real batches of ``--batch-size`` from the data set."""
+    def batches(self, domain: int | None = None) -> Batches:
+        """A fresh stream of shuffled real batches of ``--batch-size`` from the data set; for two-domain data
+        (:attr:`Dataset.domain_data`), from domain ``domain`` (0: A, 1: B), each domain shuffled by its own seed,
+        so that the two streams are unpaired. A UsageError when ``domain`` does not fit the data set."""
 
     def generator_optimizer(self, parameters: Iterable[nn.Parameter], lazy_interval: int = 1) -> torch.optim.Optimizer:
         """The optimizer ``--g-opt``/``--g-lr``/``--g-betas`` describe, over ``parameters``.
@@ -436,6 +475,27 @@ class TrainingSetup(Protocol):
 
     def grad_scaler(self) -> "torch.amp.GradScaler":
         """A loss scaler: active under fp16 (Micikevicius et al. 2018), a no-op otherwise."""
+
+
+class Translator(nn.Module):
+    """Two image-to-image generators between the domains A and B of a two-domain data set: ``a2b`` and ``b2a``
+    (CycleGAN's G and F, Zhu et al. 2017). ``translator(x, "a2b")`` is ``translator.a2b(x)``.
+
+    A procedure exports it under the module name ``"translator"`` with a :class:`ComponentRecord` of kind
+    ``"translator"`` naming the generator plugin both directions are built from (and its options); the loop
+    then keeps its EMA and writes ``translator.safetensors``, which :func:`gantk.load_translator` reads back.
+    """
+
+    DIRECTIONS = ("a2b", "b2a")
+
+    def __init__(self, a2b: nn.Module, b2a: nn.Module, domains: tuple[str, ...] = ("A", "B")) -> None:
+        super().__init__()
+        self.a2b, self.b2a, self.domains = a2b, b2a, tuple(domains)
+
+    def forward(self, x: Tensor, direction: str = "a2b") -> Tensor:
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(self.DIRECTIONS)}, got {direction!r}")
+        return self.a2b(x) if direction == "a2b" else self.b2a(x)
 
 
 @runtime_checkable
@@ -471,6 +531,8 @@ class MonitorSetup:
     dataset: Dataset
     run_dir: Path
     grid_row: int | None = None  # samples per class row of a conditional generator's pictures (None: square grid)
+    #: True when the pictures are a procedure's previews (inputs beside translations), not generated samples
+    previews: bool = False
 
 
 class Monitor(Protocol):
@@ -498,7 +560,11 @@ class Procedure(Protocol):
       scalers), JSON values and tensors in nested dicts and lists;
     - ``exports()``: how to rebuild the modules a user takes away, by module name. A
       ``"generator"`` entry is the network the loop samples for pictures and metrics, keeps an EMA
-      of, and exports as ``generator.safetensors``.
+      of, and exports as ``generator.safetensors``. Without one, a ``"translator"`` entry (a
+      :class:`Translator`) is the network the loop keeps an EMA of and exports as
+      ``translator.safetensors``, with the data's domains in its metadata.
+
+    A procedure that also implements :class:`PreviewProcedure` draws the training pictures itself.
     """
 
     def modules(self) -> dict[str, nn.Module]: ...
@@ -514,10 +580,24 @@ class Procedure(Protocol):
     def exports(self) -> dict[str, ComponentRecord]: ...
 
 
+@runtime_checkable
+class PreviewProcedure(Procedure, Protocol):
+    """A procedure that makes its own training pictures (e.g. translations beside their inputs).
+
+    Every ``--sample-every`` steps the loop calls ``preview(module)`` with the exported module (its EMA copy
+    when kept) and hands the images, (N, C, H, W) in [-1, 1], to the monitors, which lay them out
+    ``preview_row`` to a row. ``preview`` runs under ``torch.no_grad`` with the module in eval mode.
+    """
+
+    preview_row: int
+
+    def preview(self, module: nn.Module) -> Tensor: ...
+
+
 __all__ = [
     "Augmentation", "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
-    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "Procedure", "StyleGenerator",
-    "TrainingSetup", "describe_needs", "truncate_styles",
+    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "PreviewProcedure", "Procedure", "StyleGenerator",
+    "TrainingSetup", "Translator", "describe_needs", "truncate_styles", "two_domain_dataset",
 ]
 
 

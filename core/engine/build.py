@@ -24,7 +24,9 @@ from gantk.engine.footprint import measure, meta_tensor, on_meta
 from gantk.errors import GantkError, UsageError
 from gantk.engine.loss_composition import build_loss, parse_loss_expression
 from gantk.engine.train_options import plugin_choice
-from gantk.protocols import NEEDS, Augmentation, ComponentRecord, DataSpec, Dataset, GanNetworks, StyleGenerator
+from gantk.protocols import (
+    NEEDS, Augmentation, ComponentRecord, DataSpec, Dataset, GanNetworks, StyleGenerator, two_domain_dataset,
+)
 from gantk.registry import Entry, Registry
 
 
@@ -65,10 +67,38 @@ def build_dataset(registry: Registry, name: str, *, data_root: str | None, image
                                                     **options)
 
 
+def build_training_data(config: TrainConfig, registry: Registry) -> Dataset:
+    """The run's data: ``--dataset``, or with ``--dataset-b`` the two as the domains A and B of one data set."""
+    def build(name: str, options: dict[str, Any], data_root: str | None) -> Dataset:
+        return build_dataset(registry, name, data_root=data_root, image_size=config.image_size,
+                             download=config.download, options=options, max_memory=config.max_memory)
+
+    dataset = build(config.dataset, config.dataset_options, config.data_root)
+    if config.dataset_b is None:
+        return dataset
+    options_b = dict(config.dataset_b_options)
+    data_root_b = options_b.pop("data_root", config.data_root)  # --dataset-b-option data_root=DIR: B's own folder
+    second = build(config.dataset_b, options_b, None if data_root_b is None else str(data_root_b))
+    if dataset.domain_data or second.domain_data:
+        both = config.dataset if dataset.domain_data else config.dataset_b
+        raise UsageError(f"--dataset-b pairs two one-domain data sets, but '{both}' already has two domains: give it "
+                         "alone as --dataset.")
+    names = tuple(name.rpartition(":")[2] for name in (config.dataset, config.dataset_b))  # without 'gantk:'
+    domains = names if names[0] != names[1] else ("A", "B")
+    try:
+        return two_domain_dataset(dataset, second, domains, name="+".join(names))
+    except ValueError as error:
+        raise UsageError(f"--dataset {config.dataset} and --dataset-b {config.dataset_b} cannot be the two domains "
+                         f"of a translation: {error}. Give both the same --image-size, and image data sets of the "
+                         "same number of channels.") from error
+
+
 def check_names(config: TrainConfig, registry: Registry) -> None:
     """Look every name of ``config`` up before any data loads, so that a typo fails at once."""
     registry.get("procedure", config.procedure)
     registry.get("dataset", config.dataset)
+    if config.dataset_b is not None:
+        registry.get("dataset", config.dataset_b)
     registry.get("generator", config.gen)
     registry.get("discriminator", config.disc)
     for term in parse_loss_expression(config.loss):
@@ -94,7 +124,8 @@ def check_training_memory(config: TrainConfig, spec: DataSpec, generator: nn.Mod
     """
     batch, z_dim = config.batch_size, int(generator.z_dim)
     labels = meta_tensor(batch, dtype=torch.long) if spec.labelled else None
-    g = measure(generator, meta_tensor(batch, z_dim), labels if generator.conditional else None)
+    g_input = meta_tensor(batch, z_dim) if z_dim else meta_tensor(batch, *spec.shape)  # z_dim 0: image to image
+    g = measure(generator, g_input, labels if generator.conditional else None)
     weights = TRAINING_COPIES * g.parameters + (g.parameters if config.ema else 0)
     activations = (g.activations or 0) + 4 * batch * math.prod(spec.shape)  # G's, and a batch of real data
     if discriminator is not None:
@@ -125,6 +156,31 @@ def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> 
     if skeleton is not None:
         check_training_memory(config, spec, skeleton)
     return _build_network(entry, "generator", spec, options)
+
+
+def build_discriminator(config: TrainConfig, registry: Registry, spec: DataSpec
+                        ) -> tuple[nn.Module, ComponentRecord]:
+    """The discriminator named by ``config.disc`` with its options (on the CPU)."""
+    return _build_network(registry.get("discriminator", config.disc), "discriminator", spec, dict(config.disc_options))
+
+
+def domain_of(dataset: Dataset, domain: int | None, config: TrainConfig) -> Dataset:
+    """``dataset`` itself (``domain`` None, one-domain data) or its domain number ``domain`` (two-domain data);
+    a UsageError naming what fits when they do not match."""
+    if domain is None and dataset.domain_data:
+        raise UsageError(
+            f"The data set '{config.dataset}' has two domains ({' and '.join(dataset.domains)}), for unpaired "
+            f"translation, but the procedure '{config.procedure}' trains on one. Choose a procedure that translates "
+            "between two domains (gantk list procedure), or a one-domain data set.")
+    if domain is None:
+        return dataset
+    if not 0 <= int(domain) < len(dataset.domain_data):
+        raise UsageError(
+            f"The procedure '{config.procedure}' trains on two domains, but the data set '{config.dataset}' has "
+            f"{len(dataset.domain_data) or 'only one'}. Give a two-domain data set (a folder with trainA/ and "
+            "trainB/, or a data set for translation: gantk list dataset), or pair two data sets of one shape with "
+            "--dataset-b NAME.")
+    return dataset.domain_data[int(domain)]
 
 
 def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNetworks:

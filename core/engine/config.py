@@ -93,6 +93,12 @@ class TrainConfig:
                                                      help="Loss term option TERM.KEY=VALUE (repeatable).")
     dataset_options: dict[str, Any] = option(factory=dict, flag="--data-option", short="-O",
                                              help="Data set option KEY=VALUE (repeatable).")
+    dataset_b: str | None = option(None, supersedes=("dataset_b_options",), complete="dataset", default_text="none",
+                                   help="A second data set of the same image shape, as domain B of unpaired "
+                                        "translation (--dataset is domain A).")
+    dataset_b_options: dict[str, Any] = option(factory=dict, flag="--dataset-b-option",
+                                               help="Option KEY=VALUE of --dataset-b (repeatable); data_root=DIR "
+                                                    "reads it from its own folder (default: --data-root).")
     data_root: str | None = option(None, help="Folder holding a data set's files (mnist, cifar10, folder).")
     image_size: int | None = option(None, help="Resize images to this square size.",
                                     default_text="the data set's own size")
@@ -104,7 +110,7 @@ class TrainConfig:
                              help="Run each batch as K micro-batches, one after another, summing their gradients "
                                   "(memory ÷ K, same maths).")
     lr_schedule: str = option("constant", help="Learning-rate schedule: constant, linear-decay:START (to 0 at --steps, "
-                                               "from step START) or cosine (to 0 at --steps).")
+                                               "from step START or START% of --steps) or cosine (to 0 at --steps).")
     n_critic: int = option(1, help="D updates per G update.")
     g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # set by OPTIMIZER_OPTIONS
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -168,7 +174,8 @@ class TrainConfig:
             plugin_choice(self.augment, "--augment")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise UsageError(f"--ema must be between 0 and 1 (e.g. 0.999) or 'off', got {self.ema}.")
-        reserved = sorted({"data_root", "image_size", "download"} & set(self.dataset_options))
+        reserved = sorted({"data_root", "image_size", "download"} & set(self.dataset_options)
+                          | {"image_size", "download"} & set(self.dataset_b_options))  # B may name its own data_root
         if reserved:
             raise UsageError(f"{', '.join(reserved)} cannot be given as --data-option; use "
                              f"{', '.join('--' + r.replace('_', '-') for r in reserved)} instead.")
@@ -336,6 +343,8 @@ def parse_lr_schedule(text: str, steps: int) -> tuple[str, int]:
     kind, _, start = str(text).partition(":")
     if kind in ("constant", "cosine") and not start:
         return kind, 0
+    if kind == "linear-decay" and start.endswith("%") and start[:-1].isdigit() and int(start[:-1]) < 100:
+        return kind, steps * int(start[:-1]) // 100  # a share of --steps: linear-decay:50% is CycleGAN's
     if kind == "linear-decay" and start.isdigit() and int(start) < steps:
         return kind, int(start)
     if kind == "linear-decay" and start.isdigit():
@@ -343,7 +352,8 @@ def parse_lr_schedule(text: str, steps: int) -> tuple[str, int]:
                          f"{steps}: give a START below {steps} (CycleGAN decays over the second half: START = "
                          f"{steps // 2}).")
     raise UsageError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)} (START: the step where the linear "
-                     f"decay to 0 begins, e.g. linear-decay:{steps // 2}), got '{text}'.")
+                     f"decay to 0 begins, e.g. linear-decay:{steps // 2}, or a share of --steps below 100%, e.g. "
+                     f"linear-decay:50%), got '{text}'.")
 
 
 def _train_options() -> tuple[CliOption, ...]:
@@ -386,13 +396,13 @@ def apply_overrides(preset: dict[str, Any], explicit: dict[str, Any]) -> dict[st
     same architecture. Explicit architecture options add to the preset's when the architecture stays.
     """
     merged = dict(preset)
-    # only a value that differs from the preset's replaces anything ('--preset wgan-gp --gen dcgan' keeps D's options)
-    explicit = {key: value for key, value in explicit.items() if merged.get(key, _MISSING) != value or
-                key.endswith("_options")}
-    if "gen" in explicit and "disc" not in explicit:
+    # only a value that differs from the preset's replaces anything ('--preset wgan-gp --gen dcgan' keeps D's options);
+    # every explicit value is still kept ('--dataset folder --image-size 64' when the preset also says 64)
+    changed = {key for key, value in explicit.items() if merged.get(key, _MISSING) != value or key.endswith("_options")}
+    if "gen" in changed and "disc" not in explicit:
         merged.pop("disc", None)
         merged.pop("disc_options", None)
-    for key in explicit:
+    for key in changed:
         for dropped in _SUPERSEDES.get(key, ()):
             merged.pop(dropped, None)
     for key in _MERGED_WITH_PRESET:

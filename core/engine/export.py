@@ -64,6 +64,10 @@ class ExportedGenerator:
     @classmethod
     def read(cls, path: Path) -> "ExportedGenerator":
         metadata = read_metadata(path)
+        if metadata.get("gantk.kind") == "translator":
+            raise GantkError(f"'{path}' is a translator export (both directions of an image translation), not a "
+                             "generator: load it with gantk.load_translator, or translate images with 'gantk "
+                             "translate'.")
         if metadata.get("gantk.kind") != "generator":
             raise GantkError(
                 f"'{path}' is a safetensors file but not a gantk generator export (its metadata has no "

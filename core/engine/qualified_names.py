@@ -18,7 +18,8 @@ from gantk.names import normalise_package
 from gantk.registry import Registry
 
 #: Config fields holding one plugin name, with the kind each names.
-NAME_FIELDS = {"procedure": "procedure", "gen": "generator", "disc": "discriminator", "dataset": "dataset"}
+NAME_FIELDS = {"procedure": "procedure", "gen": "generator", "disc": "discriminator", "dataset": "dataset",
+               "dataset_b": "dataset"}
 
 
 def qualified_config(config: TrainConfig, registry: Registry) -> TrainConfig:
@@ -26,7 +27,8 @@ def qualified_config(config: TrainConfig, registry: Registry) -> TrainConfig:
     def qualified(kind: str, name: str) -> str:
         return registry.get(kind, name).qualified_name
 
-    names = {field: qualified(kind, getattr(config, field)) for field, kind in NAME_FIELDS.items()}
+    names = {field: qualified(kind, getattr(config, field)) for field, kind in NAME_FIELDS.items()
+             if getattr(config, field) is not None}  # dataset_b: None without one
     terms = [qualified("loss", term.name) for term in parse_loss_expression(config.loss)]
     if config.augment is not None:
         name, options = split_plugin_choice(config.augment)

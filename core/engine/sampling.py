@@ -106,15 +106,17 @@ def class_labels(generator: nn.Module, n: int, label: int | None, all_labels: bo
     return torch.full((n,), label, dtype=torch.long), None
 
 
-def resolve_model(model: str, runs_root: Path) -> Path:
-    """A generator file from a path to one, a run directory, or a run name under ``runs_root``."""
+def resolve_model(model: str, runs_root: Path, export_file: str = "generator.safetensors") -> Path:
+    """An exported file from a path to one, a run directory, or a run name under ``runs_root`` (whose
+    ``export_file``, ``generator.safetensors`` or ``translator.safetensors``, is taken)."""
+    what = export_file.partition(".")[0]
     for candidate in (Path(model), Path(runs_root) / model):
         if candidate.is_file():
             return candidate
-        if (candidate / "generator.safetensors").is_file():
-            return candidate / "generator.safetensors"
+        if (candidate / export_file).is_file():
+            return candidate / export_file
         if (candidate / "config.json").is_file():
-            raise GantkError(f"The run '{candidate}' has no generator.safetensors yet (it may still be training). "
-                             f"Write one from its newest checkpoint with 'gantk export {candidate}'.")
-    raise GantkError(f"No generator found at '{model}'. Give an exported .safetensors file, a run directory, "
+            raise GantkError(f"The run '{candidate}' has no {export_file} yet (it may still be training, or it "
+                             f"trains no {what}). Write one from its newest checkpoint with 'gantk export {candidate}'.")
+    raise GantkError(f"No {what} found at '{model}'. Give an exported .safetensors file, a run directory, "
                      f"or a run name under {runs_root} (e.g. latest).")

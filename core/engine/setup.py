@@ -15,7 +15,10 @@ from torch import nn
 
 from gantk.accel import enable_cpu_kernels
 from gantk.engine.batches import make_batches
-from gantk.engine.build import build_augmentation, build_gan, build_generator, lazy_adjusted, make_optimizer
+from gantk.engine.build import (
+    build_augmentation, build_discriminator, build_gan, build_generator, domain_of, lazy_adjusted, make_optimizer,
+)
+from gantk.engine.loss_composition import build_loss
 from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.engine.distributed import check_sync_batch_norm
 from gantk.engine.precision import PrecisionPolicy
@@ -63,9 +66,19 @@ class Setup:
         augmentation = build_augmentation(self.config, self.registry, self.spec)
         return augmentation.to(self.device) if augmentation is not None else None
 
-    def batches(self) -> Batches:
-        return make_batches(self.dataset, self.config.batch_size, self.device, self.memory_format,
-                            seed=self.config.seed, workers=self.config.worker_count)
+    def build_discriminator(self) -> tuple[nn.Module, ComponentRecord]:
+        discriminator, record = build_discriminator(self.config, self.registry, self.spec)
+        return self._place(discriminator), record
+
+    def build_loss(self) -> nn.Module:
+        return build_loss(self.config.loss, self.spec, self.config.loss_options, self.registry).to(self.device)
+
+    def batches(self, domain: int | None = None) -> Batches:
+        data, seed = domain_of(self.dataset, domain, self.config), self.config.seed
+        if domain is not None:
+            seed += 1 + int(domain)  # a streamed domain's own order: the two domains are drawn unpaired
+        return make_batches(data, self.config.batch_size, self.device, self.memory_format, seed=seed,
+                            workers=self.config.worker_count)
 
     def generator_optimizer(self, parameters: Iterable[nn.Parameter], lazy_interval: int = 1) -> torch.optim.Optimizer:
         return self._optimizer("generator", self.config.g_optimizer, parameters, lazy_interval)

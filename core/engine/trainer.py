@@ -17,7 +17,9 @@ The run directory is locked (``.lock``, :mod:`~gantk.engine.run_lock`) from the 
 built until :meth:`Trainer.train` returns, so no second process writes it. A resume uses the newest
 checkpoint that verifies and restores completely, and cuts ``metrics.jsonl`` back to its step.
 
-Pictures, metrics, the EMA and the export apply to the module a procedure exports as ``"generator"``.
+Pictures, metrics, the EMA and the export apply to the module a procedure exports as ``"generator"``; a
+procedure that exports a ``"translator"`` instead gets its EMA and export (``translator.safetensors``),
+and draws its own pictures when it is a :class:`gantk.PreviewProcedure`.
 
 Under torchrun every rank runs this loop on its rows of each batch (:mod:`gantk.distributed`);
 only rank 0 writes files, the logged losses are every rank's mean, and a Ctrl-C is acted on at
@@ -38,7 +40,7 @@ from typing import Any
 import torch
 
 from gantk.engine.atomic_files import write_json
-from gantk.engine.build import TRAINING_FIX, build_dataset, check_names, resolve_device
+from gantk.engine.build import TRAINING_FIX, build_training_data, check_names, resolve_device
 from gantk.engine.qualified_names import names_on_resume
 from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
 from gantk.engine.config import RESUMABLE, TrainConfig, parse_duration
@@ -50,6 +52,7 @@ from gantk.engine.distributed import (
 from gantk.engine.lr_schedule import schedules_at
 from gantk.engine.ema import EMA
 from gantk.engine.export import export_generator
+from gantk.engine.translator_export import export_translator
 from gantk.engine.memory import keep_freed_memory
 from gantk.engine.metrics_log import MetricsLog, NonFiniteLossError, cut_metrics
 from gantk.engine.best_export import BestGeneratorExport, parse_keep_best
@@ -63,10 +66,13 @@ from gantk.engine.setup import Setup
 from gantk.distributed import world_size
 from gantk.errors import GantkError, UsageError
 from gantk.memory_budget import allocation_failures_reported
-from gantk.protocols import Monitor, MonitorSetup, Procedure
+from gantk.protocols import Monitor, MonitorSetup, PreviewProcedure, Procedure
 from gantk.registry import Registry, get_registry
 
 GENERATOR_FILE = "generator.safetensors"
+TRANSLATOR_FILE = "translator.safetensors"
+#: the record names of what a run exports, in order of preference (gantk.Procedure.exports)
+EXPORTED_KINDS = ("generator", "translator")
 COMPONENTS_FILE = "components.json"
 
 
@@ -146,9 +152,7 @@ class Trainer:
         join_process_group(self.device)
         registry = registry or get_registry()
         check_names(config, registry)
-        self.dataset = build_dataset(registry, config.dataset, data_root=config.data_root,
-                                     image_size=config.image_size, download=config.download,
-                                     options=config.dataset_options, max_memory=config.max_memory)
+        self.dataset = build_training_data(config, registry)
         self.spec = self.dataset.spec
         self.precision = PrecisionPolicy.resolve(config.precision, self.device, self.spec.is_image)
         if self.device.type == "cpu":
@@ -156,9 +160,11 @@ class Trainer:
         self.threads = ThreadShare(config.thread_count)
         self.procedure = self._build_procedure(registry)
         self.records = self.procedure.exports()
-        self.generator: torch.nn.Module | None = self.procedure.modules().get("generator") \
-            if "generator" in self.records else None
-        self.ema = EMA(self.generator, config.ema) if config.ema and self.generator is not None else None
+        # the module users take away: a generator, else a translator (gantk.Procedure.exports)
+        self.exported = next((name for name in EXPORTED_KINDS if name in self.records), None)
+        self.model: torch.nn.Module | None = self.procedure.modules()[self.exported] if self.exported else None
+        self.generator = self.model if self.exported == "generator" else None
+        self.ema = EMA(self.model, config.ema) if config.ema and self.model is not None else None
         self.step = 0
         self.last_checkpoint: Path | None = None  # the newest one known to be good: restored from, or written
         if resume:
@@ -196,11 +202,16 @@ class Trainer:
             if lower is None:  # the direction the metrics declare for this value (larger is better otherwise)
                 lower = key in lower_is_better(self.evaluation.metrics)
             self.best = BestGeneratorExport(key, lower, self.run_dir, lambda path, extra: self.export(path, extra))
-        self.monitors = self._build_monitors(registry) if self.main and self.generator is not None else []
+        self.previews = isinstance(self.procedure, PreviewProcedure) and self.model is not None
+        pictured = self.generator is not None or self.previews
+        self.monitors = self._build_monitors(registry) if self.main and pictured else []
 
     def _build_monitors(self, registry: Registry) -> list[Monitor]:
         """Every installed monitor that applies to this run (its factory returns None where it does not)."""
-        setup = MonitorSetup(self.spec, self.dataset, self.run_dir, self.grid_row)
+        if self.previews:  # the procedure's own pictures (translations), not samples of a generator
+            setup = MonitorSetup(self.spec, self.dataset, self.run_dir, self.procedure.preview_row, previews=True)
+        else:
+            setup = MonitorSetup(self.spec, self.dataset, self.run_dir, self.grid_row)
         built = (entry.create(setup) for entry in registry.list("monitor"))
         return [monitor for monitor in built if monitor is not None]
 
@@ -285,15 +296,20 @@ class Trainer:
 
     def sample_generator(self) -> torch.nn.Module | None:
         """The generator pictures, metrics and the export use: the EMA copy when there is one."""
-        return self.ema.model if self.ema is not None else self.generator
+        return self.ema.model if self.ema is not None and self.generator is not None else self.generator
+
+    def exported_model(self) -> torch.nn.Module | None:
+        """The module the export writes (a generator or a translator): the EMA copy when there is one."""
+        return self.ema.model if self.ema is not None else self.model
 
     @torch.no_grad()
     def watch_samples(self, log: MetricsLog) -> None:
-        """Draw the fixed-noise samples and hand them to every monitor (pictures, diversity); log their values."""
+        """Draw the fixed-noise samples (or the procedure's previews) and hand them to every monitor (pictures,
+        diversity); log their values."""
         if not self.monitors:
             return
-        with evaluating(self.sample_generator()) as generator:
-            samples = generator(self.fixed_z, self.fixed_labels)
+        with evaluating(self.exported_model()) as model:
+            samples = self.procedure.preview(model) if self.previews else model(self.fixed_z, self.fixed_labels)
         for monitor in self.monitors:
             values = monitor(samples, self.step)
             if values:
@@ -310,18 +326,21 @@ class Trainer:
         return self.last_evaluation
 
     def export(self, path: Path | None = None, extra: dict | None = None) -> Path | None:
-        """The sampling generator (EMA when on) as safetensors: ``generator.safetensors`` unless ``path``."""
-        if not self.main or self.generator is None:
+        """The exported module (EMA when on) as safetensors: ``generator.safetensors`` (or
+        ``translator.safetensors``) unless ``path``."""
+        if not self.main or self.model is None:
             return None
-        return export_generator(path or self.run_dir / GENERATOR_FILE, self.sample_generator(),
-                                self.records["generator"], self.spec,
-                                extra={"ema": self.ema is not None, "step": self.step,
-                                       "dataset": self.config.dataset, **(extra or {})})
+        extra = {"ema": self.ema is not None, "step": self.step, "dataset": self.config.dataset, **(extra or {})}
+        if self.exported == "translator":
+            return export_translator(path or self.run_dir / TRANSLATOR_FILE, self.exported_model(),
+                                     self.records["translator"], self.spec, extra=extra)
+        return export_generator(path or self.run_dir / GENERATOR_FILE, self.exported_model(),
+                                self.records["generator"], self.spec, extra=extra)
 
     def _save_components(self) -> None:
         """``components.json``: the data spec and how to rebuild what the procedure exports (for 'gantk export')."""
         record = {"spec": self.spec.to_dict(), **{name: dataclasses.asdict(r) for name, r in self.records.items()},
-                  "ema": self.ema is not None}
+                  "ema": self.ema is not None, "domains": list(self.dataset.domains)}
         write_json(self.run_dir / COMPONENTS_FILE, record)
 
     def _kept_message(self) -> str:

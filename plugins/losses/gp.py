@@ -19,10 +19,12 @@ from gantk.protocols import DataSpec, DiscriminatorPhase, LossTerm
 def input_gradients(outputs: Tensor, inputs: Tensor) -> Tensor:
     """∇ₓ D(x) per sample, keeping the graph so that a penalty on it trains D (double back-propagation).
 
-    ``outputs`` are D's logits (B,) computed from ``inputs`` (B, ...); since samples do not interact
+    ``outputs`` are D's logits (B,), or a patch map (B, H', W') whose mean per sample is taken as D(xᵢ),
+    computed from ``inputs`` (B, ...); since samples do not interact
     in D, the gradient of their sum with respect to ``inputs`` holds each sample's own gradient.
     """
-    (gradients,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)  # ∂ Σᵢ D(xᵢ) / ∂xᵢ
+    per_sample = outputs.flatten(1).mean(dim=1) if outputs.dim() > 1 else outputs  # a patch map's mean: D(xᵢ)
+    (gradients,) = torch.autograd.grad(per_sample.sum(), inputs, create_graph=True)  # ∂ Σᵢ D(xᵢ) / ∂xᵢ
     return gradients
 
 
