@@ -21,6 +21,7 @@ from gantk.protocols import DataSpec, DiscriminatorOutput
 
 ACTIVATIONS = ("relu", "lrelu")
 CONV_NORMS = ("batch", "none", "layer", "instance")
+TRANSLATION_NORMS = ("instance", "batch", "none")  # the choices of CycleGAN's and pix2pix's networks
 
 
 # --------------------------------------------------------------------------- layers
@@ -29,19 +30,30 @@ def make_activation(name: str) -> nn.Module:
     return nn.ReLU() if name == "relu" else nn.LeakyReLU(0.2)
 
 
-def conv_norm(kind: str, channels: int) -> nn.Module | None:
+def conv_norm(kind: str, channels: int, instance_affine: bool = True) -> nn.Module | None:
     """The normalisation after a conv: BatchNorm, layer norm over (C, H, W), instance norm, or None.
 
     Layer norm is ``GroupNorm(1, C)``: statistics over each sample's whole map with a per-channel
-    affine, the per-sample normalisation WGAN-GP critics use (Gulrajani et al. 2017).
+    affine, the per-sample normalisation WGAN-GP critics use (Gulrajani et al. 2017). Instance norm has a
+    per-channel affine unless ``instance_affine`` is False (CycleGAN's networks, Zhu et al. 2017, have none).
     """
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return nn.InstanceNorm2d(channels, affine=instance_affine)
     return None
+
+
+def normalised_conv(conv: type[nn.Module], c_in: int, c_out: int, norm: str, activation: nn.Module | None,
+                    instance_affine: bool = True, **conv_options: Any) -> list[nn.Module]:
+    """[conv, normalisation, activation]: ``conv`` (Conv2d or ConvTranspose2d) from ``c_in`` to ``c_out`` channels,
+    then ``conv_norm(norm, c_out)`` and ``activation`` where they are not None. The conv has a bias only when no
+    normalisation follows it (a normalisation subtracts the mean, and with it any bias)."""
+    normalisation = conv_norm(norm, c_out, instance_affine)
+    layers = [conv(c_in, c_out, bias=normalisation is None, **conv_options)]
+    return layers + [layer for layer in (normalisation, activation) if layer is not None]
 
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -121,13 +133,18 @@ def require_image(arch: str, role: str, spec: DataSpec) -> tuple[int, int, int]:
     return spec.shape
 
 
-def size_error(arch: str, role: str, spec: DataSpec, rule: str, targets: list[int]) -> UsageError:
-    """The error for an image size ``arch`` cannot build: the ``rule`` it follows and the sizes to resize to."""
+def size_error(arch: str, role: str, spec: DataSpec, rule: str, targets: list[int],
+               other_fix: str | None = None) -> UsageError:
+    """The error for an image size ``arch`` cannot build: the ``rule`` it follows and the sizes to resize to.
+
+    ``other_fix``: what else the user can do (by default: use mlp, which takes any shape); "" for nothing else.
+    """
     target, *other = targets
     alternative = f" (or {other[0]})" if other else ""
     channels, height, width = spec.shape
+    fix = f"use {_flag(role)} mlp" if other_fix is None else other_fix
     return UsageError(f"The {arch} {role} builds {rule}; got {channels}×{height}×{width}{_source(spec)}. "
-                      f"Resize with --image-size {target}{alternative}, or use {_flag(role)} mlp.")
+                      f"Resize with --image-size {target}{alternative}" + (f", or {fix}." if fix else "."))
 
 
 def _flag(role: str) -> str:
