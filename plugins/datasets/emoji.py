@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 import gantk
-from gantk.errors import GantkError
+from gantk.errors import GantkError, UsageError
 from gantk.options import choice, number_in
 from gantk.plugins.datasets._images import image_dataset, require_folder
 from gantk.protocols import Dataset
@@ -83,10 +83,14 @@ def in_share(file_name: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") < share * 2.0 ** 64  # the hash as a fraction of 1 < share
 
 
-def _todo(style: str) -> str:
-    url, _ = PACKAGES[style]
-    return (f"Add --download (with --data-root DIR) to fetch it from the npm registry ({url}), or put that "
-            f"file, {tarball_name(style)}, in DIR yourself (e.g. 'npm pack emoji-datasource-{style}@{VERSION}').")
+def _todo(*styles: str) -> str:
+    """How to provide the packages of ``styles``: --download, or their tarballs put in DIR by hand."""
+    urls = ", ".join(PACKAGES[style][0] for style in styles)
+    files = " and ".join(tarball_name(style) for style in styles)
+    packs = "; ".join(f"npm pack emoji-datasource-{style}@{VERSION}" for style in styles)
+    them, those = ("it", "that file") if len(styles) == 1 else ("them", "those files")
+    return (f"Add --download (with --data-root DIR) to fetch {them} from the npm registry ({urls}), or put "
+            f"{those}, {files}, in DIR yourself (e.g. '{packs}').")
 
 
 def _fetch(style: str, root: Path) -> Path:
@@ -149,15 +153,16 @@ def _extract(style: str, tarball: Path, folder: Path) -> None:
         shutil.rmtree(building, ignore_errors=True)
 
 
-def emoji_folder(root: Path, style: str, download: bool) -> Path:
-    """``root``'s extracted package of ``style``, fetched and extracted first when asked or when its tarball is there."""
+def emoji_folder(root: Path, style: str, download: bool, dataset: str = "emoji") -> Path:
+    """``root``'s extracted package of ``style``, fetched and extracted first when asked or when its tarball is there;
+    ``dataset`` is the data set named in the error when it is missing."""
     folder = root / package_name(style)
     if (folder / "emoji.json").is_file():
         return folder
     tarball = root / tarball_name(style)
     if not tarball.is_file():
         if not download:
-            raise GantkError(f"The data set 'emoji' found no {package_name(style)} in '{root}'. {_todo(style)}")
+            raise GantkError(f"The data set '{dataset}' found no {package_name(style)} in '{root}'. {_todo(style)}")
         tarball = _fetch(style, root)
     _verified(style, tarball)
     _extract(style, tarball, folder)
@@ -198,22 +203,48 @@ def read_rgb(path: Path, background: int) -> np.ndarray:
     return np.rint(rgb).astype(np.uint8).transpose(2, 0, 1)
 
 
-def load_emoji(*, data_root=None, image_size: int | None = None, download: bool = False, style: str = "google",
-               split: str = "train", background: str = "white", share: float = 1.0) -> Dataset:
-    """64×64 colour emoji (Noto or Twemoji, npm emoji-datasource 16.0.0), 9 categories as labels."""
-    style = choice("data set 'emoji'", "style", style, tuple(PACKAGES))
-    split = choice("data set 'emoji'", "split", split, SPLITS)
-    background = choice("data set 'emoji'", "background", background, tuple(BACKGROUNDS))
-    share = number_in("data set 'emoji'", "share", share, above=0, at_most=1, what="a share of the split",
+def emoji_options(dataset: str, split: str, background: str, share: float) -> tuple[str, str, float]:
+    """The options ``emoji`` and ``emoji-styles`` share, checked: split, background, share."""
+    owner = f"data set '{dataset}'"
+    split = choice(owner, "split", split, SPLITS)
+    background = choice(owner, "background", background, tuple(BACKGROUNDS))
+    share = number_in(owner, "share", share, above=0, at_most=1, what="a share of the split",
                       hint="e.g. 0.1 keeps about a tenth of the images")
+    return split, background, share
+
+
+def emoji_root(dataset: str, data_root, download: bool, styles: tuple[str, ...]) -> Path:
+    """--data-root as a folder (made first with --download), or an error saying how to provide ``styles``."""
     if download and data_root is not None:
         Path(data_root).expanduser().mkdir(parents=True, exist_ok=True)
-    root = require_folder("emoji", data_root, "the emoji-datasource package", _todo(style))
-    folder = emoji_folder(root, style, download)
-    listed = emoji_images(folder, style)
-    class_names = tuple(sorted({category for _, category in listed}))
-    chosen = [(name, category) for name, category in listed
-              if (split == "all" or held_out(name) == (split == "test")) and (share == 1 or in_share(name, share))]
+    noun = "package" if len(styles) == 1 else "packages"
+    return require_folder(dataset, data_root, f"the emoji-datasource {noun}", _todo(*styles))
+
+
+def selected(file_name: str, split: str, share: float) -> bool:
+    """Whether an image is in ``split`` and in its first ``share`` (both by its file name: alike in both styles)."""
+    in_split = split == "all" or held_out(file_name) == (split == "test")
+    return in_split and (share == 1 or in_share(file_name, share))
+
+
+def portion(split: str, share: float) -> str:
+    """The part of the images chosen, in words: "train split", "0.1 of the train split"."""
+    return f"{split} split" if share == 1 else f"{share:g} of the {split} split"
+
+
+def emoji_identity(split: str, background: str, image_size: int | None, share: float) -> str:
+    """The options' part of an emoji data set's fingerprint (the whole split leaves out the share, so that caches
+    made before shares existed stay valid)."""
+    return f"{split}:{background}:{image_size}" + (f":share={share!r}" if share != 1 else "")
+
+
+def emoji_dataset(dataset: str, folder: Path, chosen: list[tuple[str, str]], class_names: tuple[str, ...],
+                  background: str, image_size: int | None, description: str, identity: str) -> Dataset:
+    """The images ``chosen`` ((file name, category), in this order) of an extracted package, on ``background``,
+    labelled by their category's index in ``class_names``; the fingerprint is SHA-256(``identity``)."""
+    if not chosen:
+        raise UsageError(f"The data set '{dataset}' keeps no image of '{folder}' with these -O split and -O share. "
+                         "Give a larger -O share (at most 1) or another -O split.")
     missing = [name for name, _ in chosen if not (folder / "img" / name).is_file()]
     if missing:
         raise GantkError(f"'{folder}' lacks {len(missing)} of the images emoji.json lists (e.g. {missing[0]}). "
@@ -221,13 +252,23 @@ def load_emoji(*, data_root=None, image_size: int | None = None, download: bool 
     pixels = torch.from_numpy(np.stack([read_rgb(folder / "img" / name, BACKGROUNDS[background])
                                         for name, _ in chosen]))
     labels = torch.tensor([class_names.index(category) for _, category in chosen])
-    portion = f"{split} split" if share == 1 else f"{share:g} of the {split} split"
-    description = (f"{len(chosen):,} {style} emoji ({portion}, on {background}) in {len(class_names)} "
-                   f"categories, from {folder}")
-    dataset = image_dataset("emoji", pixels, 255, labels, class_names, image_size, description)
-    identity = f"gantk.emoji/1:{PACKAGES[style][1]}:{split}:{background}:{image_size}" + (
-        f":share={share!r}" if share != 1 else "")  # unchanged for the whole split: caches made before stay valid
-    return dataclasses.replace(dataset, fingerprint=hashlib.sha256(identity.encode()).hexdigest())
+    images = image_dataset(dataset, pixels, 255, labels, class_names, image_size, description)
+    return dataclasses.replace(images, fingerprint=hashlib.sha256(identity.encode()).hexdigest())
+
+
+def load_emoji(*, data_root=None, image_size: int | None = None, download: bool = False, style: str = "google",
+               split: str = "train", background: str = "white", share: float = 1.0) -> Dataset:
+    """64×64 colour emoji (Noto or Twemoji, npm emoji-datasource 16.0.0), 9 categories as labels."""
+    style = choice("data set 'emoji'", "style", style, tuple(PACKAGES))
+    split, background, share = emoji_options("emoji", split, background, share)
+    folder = emoji_folder(emoji_root("emoji", data_root, download, (style,)), style, download)
+    listed = emoji_images(folder, style)
+    class_names = tuple(sorted({category for _, category in listed}))
+    chosen = [(name, category) for name, category in listed if selected(name, split, share)]
+    description = (f"{len(chosen):,} {style} emoji ({portion(split, share)}, on {background}) in "
+                   f"{len(class_names)} categories, from {folder}")
+    identity = f"gantk.emoji/1:{PACKAGES[style][1]}:" + emoji_identity(split, background, image_size, share)
+    return emoji_dataset("emoji", folder, chosen, class_names, background, image_size, description, identity)
 
 
 @gantk.hookimpl

@@ -31,6 +31,22 @@ Layout and decisions:
 - ``fingerprint``: SHA-256 of the sorted relative paths with each file's size and mtime_ns, the
   ``image_size`` and ``channels`` (:func:`folder_fingerprint`); caches of values computed from the
   data are keyed by it.
+
+Two domains (unpaired translation, the layout of CycleGAN's data sets, Zhu et al. 2017):
+
+- A folder with any of the subfolders ``trainA/``, ``trainB/``, ``testA/``, ``testB/`` is a
+  two-domain data set (so those four names are not read as class names); nothing else in it is
+  read. ``-O split=train`` (default) reads ``trainA/`` as domain "A" and ``trainB/`` as "B";
+  ``-O split=test`` reads ``testA/`` and ``testB/``. A missing folder of the split is a usage
+  error; ``-O split`` on a one-domain folder too (it would choose nothing).
+- Each domain is read exactly as a one-domain folder (images directly inside, or class
+  subfolders whose labels stay with that domain; memory, streaming and its own fingerprint alike).
+- The domains come out in one shape: ``--image-size`` resizes both; without it, sizes that
+  differ between the domains are a usage error asking for it. Unless ``channels`` is given, both
+  are grayscale only when every image of both is, so one colour domain makes both RGB.
+- ``paired`` (index i of A shows what index i of B shows) is True when both domains hold exactly
+  the same relative file paths, which are then in the same sorted order; False otherwise.
+  Training draws the domains independently either way.
 """
 
 from __future__ import annotations
@@ -54,7 +70,7 @@ from gantk.errors import GantkError, UsageError
 from gantk.memory_budget import check_fits, fits
 from gantk.options import choice
 from gantk.plugins.datasets._images import BYTE_MAX, check_image_size, require_folder, resize_images, to_signed_unit
-from gantk.protocols import DataSpec, Dataset
+from gantk.protocols import DataSpec, Dataset, two_domain_dataset
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 #: Largest image tensor (stored bytes: uint8, or float32 for 16-bit folders) ``memory=auto`` loads into memory.
@@ -66,6 +82,9 @@ MEMORY_CHOICES = ("auto", "load", "stream")
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N"})
 WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 WIDE_MAX = 65535.0
+#: The subfolders of a two-domain folder (the layout of CycleGAN's data sets), per ``-O split``: domain A's, B's.
+DOMAIN_FOLDERS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
+DOMAINS = ("A", "B")
 LAYOUT_HINT = ("Pass --data-root DIR (data_root= in Python) pointing at a folder of images with one subfolder "
                "per class (the subfolder names become the class names), or holding the images directly for "
                "an unlabelled set.")
@@ -261,13 +280,38 @@ class FolderScan:
         return f"{len(self.images):,} images from '{self.root}' ({kind}), {'x'.join(map(str, self.shape))}"
 
 
+@dataclass(frozen=True)
+class FoundImages:
+    """The images of a folder (see the module docstring) and what their headers say; nothing decoded yet."""
+
+    root: Path
+    files: list[Path]
+    labels: list[int]
+    class_names: tuple[str, ...]
+    survey: Survey
+
+    def relative_names(self) -> list[str]:
+        """Each file's path relative to ``root``, in the files' order."""
+        return [path.relative_to(self.root).as_posix() for path in self.files]
+
+
+def find_folder(root: Path) -> FoundImages:
+    """Find the images of ``root`` and read their headers."""
+    files, labels, class_names = find_images(root)
+    return FoundImages(root, files, labels, class_names, survey(files))
+
+
+def scan_found(found: FoundImages, image_size: int | None, channels: int | None) -> FolderScan:
+    """The decoder and shape of ``found``'s images: ``channels`` (None: 1 when every image is grayscale, else 3)."""
+    channels = channels or (1 if found.survey.gray else 3)
+    shape = _shape(found.survey, image_size, channels, found.root)
+    images = FolderImages(found.files, found.labels, channels, image_size, found.survey.wide)
+    return FolderScan(found.root, images, found.class_names, shape)
+
+
 def scan_folder(root: Path, image_size: int | None, channels: int | None) -> FolderScan:
     """Find the images of ``root`` (see the module docstring) and read their headers; nothing is decoded yet."""
-    files, labels, class_names = find_images(root)
-    found = survey(files)
-    channels = channels or (1 if found.gray else 3)
-    shape = _shape(found, image_size, channels, root)
-    return FolderScan(root, FolderImages(files, labels, channels, image_size, found.wide), class_names, shape)
+    return scan_found(find_folder(root), image_size, channels)
 
 
 def decode_all(images: TorchDataset, what: str, workers: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
@@ -278,18 +322,11 @@ def decode_all(images: TorchDataset, what: str, workers: int | None = None) -> I
     return _progress(read_in_order(images, workers), len(images), what, count=lambda batch: len(batch[0]))
 
 
-def load_folder(*, data_root=None, image_size: int | None = None, download: bool = False,
-                channels: int | None = None, memory: str = "auto") -> Dataset:
-    """Images from --data-root, one subfolder per class (or all in the folder, unlabelled)."""
-    root = require_folder("folder", data_root, "images", LAYOUT_HINT)
-    image_size = check_image_size(image_size)
-    if channels is not None:
-        channels = choice("data set 'folder'", "channels", channels, (1, 3), hint="1 for grayscale, 3 for RGB")
-    memory = choice("data set 'folder'", "memory", memory, MEMORY_CHOICES,
-                    hint="auto (load what fits), load or stream")
-    scan = scan_folder(root, image_size, channels)
+def folder_dataset(scan: FolderScan, image_size: int | None, memory: str) -> Dataset:
+    """The images of ``scan`` as a :class:`Dataset`: loaded into memory, or streamed (``memory``, see the module
+    docstring)."""
     spec = DataSpec(scan.shape, len(scan.class_names), "folder")
-    fingerprint = folder_fingerprint(root, scan.images.files, image_size, scan.images.channels)
+    fingerprint = folder_fingerprint(scan.root, scan.images.files, image_size, scan.images.channels)
     if memory == "load":
         check_fits(scan.stored_bytes, f"The data set 'folder' ({scan.describe()})",
                    "Stream it from disk instead (-O memory=stream or the default -O memory=auto), or use a smaller "
@@ -307,7 +344,67 @@ def load_folder(*, data_root=None, image_size: int | None = None, download: bool
                    description=scan.describe(), fingerprint=fingerprint)
 
 
+def two_domain_split(root: Path, split: str | None) -> str | None:
+    """The split (``split``, None meaning train) to read when ``root`` has the two-domain layout (any of trainA/,
+    trainB/, testA/, testB/), else None; a usage error when that split's pair of folders is not both there."""
+    present = {name for names in DOMAIN_FOLDERS.values() for name in names if (root / name).is_dir()}
+    if not present:
+        if split is not None:
+            raise UsageError(f"-O split chooses between the trainA/trainB and testA/testB subfolders of a two-domain "
+                             f"folder, but '{root}' has none of them. Drop -O split for a one-domain folder, or give "
+                             "a folder with trainA/ and trainB/ (and testA/, testB/ for -O split=test).")
+        return None
+    split = choice("data set 'folder'", "split", "train" if split is None else split, tuple(DOMAIN_FOLDERS),
+                   hint="train (trainA/, trainB/) or test (testA/, testB/)")
+    names = DOMAIN_FOLDERS[split]
+    missing = [name for name in names if name not in present]
+    if missing:
+        other = "test" if split == "train" else "train"
+        has_other = all(name in present for name in DOMAIN_FOLDERS[other])
+        folders = [name + "/" for name in missing]
+        raise UsageError(
+            f"'{root}' has the two-domain layout ({', '.join(sorted(present))}), but no {' or '.join(folders)} for "
+            f"the {split} split. Add {' and '.join(folders)} (the images of each domain, directly or in class "
+            "subfolders)" + (f", or choose -O split={other}." if has_other else "."))
+    return split
+
+
+def two_domain_folder(root: Path, split: str, image_size: int | None, channels: int | None,
+                      memory: str) -> Dataset:
+    """The domains A and B of a two-domain folder's ``split``, each read as a one-domain folder, in one shape."""
+    found = [find_folder(root / name) for name in DOMAIN_FOLDERS[split]]
+    channels = channels or (1 if all(f.survey.gray for f in found) else 3)  # one colour domain: both RGB
+    scans = [scan_found(f, image_size, channels) for f in found]
+    if scans[0].shape != scans[1].shape:  # only without --image-size: it gives both channels x N x N
+        sizes = " and ".join(f"{s.root.name}/ {s.shape[2]}x{s.shape[1]}" for s in scans)
+        raise UsageError(f"The two domains of '{root}' hold images of different sizes ({sizes}), and a translation "
+                         "needs one size. Pass --image-size N to resize each image's shorter side to N and "
+                         "centre-crop it to NxN.")
+    paired = found[0].relative_names() == found[1].relative_names()  # the same names, sorted alike: index-aligned
+    domains = [folder_dataset(scan, image_size, memory) for scan in scans]
+    description = (f"two domains from '{root}' ({split} split{', paired by file name' if paired else ''}): "
+                   f"A {domains[0].description}; B {domains[1].description}")
+    return two_domain_dataset(domains[0], domains[1], DOMAINS, name="folder", paired=paired, description=description)
+
+
+def load_folder(*, data_root=None, image_size: int | None = None, download: bool = False,
+                channels: int | None = None, memory: str = "auto", split: str | None = None) -> Dataset:
+    """Images from --data-root, one subfolder per class (or all in the folder, unlabelled); or the two domains of
+    trainA/ and trainB/ (testA/ and testB/ with ``split="test"``)."""
+    root = require_folder("folder", data_root, "images", LAYOUT_HINT)
+    image_size = check_image_size(image_size)
+    if channels is not None:
+        channels = choice("data set 'folder'", "channels", channels, (1, 3), hint="1 for grayscale, 3 for RGB")
+    memory = choice("data set 'folder'", "memory", memory, MEMORY_CHOICES,
+                    hint="auto (load what fits), load or stream")
+    split = two_domain_split(root, split)
+    if split is not None:
+        return two_domain_folder(root, split, image_size, channels, memory)
+    return folder_dataset(scan_folder(root, image_size, channels), image_size, memory)
+
+
 @gantk.hookimpl
 def register_datasets(register):
     register("folder", load_folder,
-             summary="An image folder, one subfolder per class (--data-root DIR; -O memory=auto|load|stream)")
+             summary="An image folder, one subfolder per class, or trainA/ trainB/ as two domains (--data-root DIR; "
+                     "-O memory=auto|load|stream)")
