@@ -57,7 +57,9 @@ class DiversityMonitor:
 def diversity_monitor(setup: MonitorSetup) -> DiversityMonitor | None:
     """Sample diversity relative to real data, logged as ``diversity``; one warning if it collapses."""
     samples = setup.dataset.samples
-    return DiversityMonitor(samples) if samples is not None else None  # streamed data: no in-memory reference
+    if samples is None or setup.previews:  # streamed data: no in-memory reference; previews are not samples
+        return None
+    return DiversityMonitor(samples)
 
 
 @gantk.hookimpl
