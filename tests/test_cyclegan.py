@@ -19,6 +19,7 @@ from gantk.engine.trainer import Trainer
 from gantk.errors import GantkError, UsageError
 from gantk.plugins.procedures._image_pool import ImagePool
 from gantk.plugins.procedures.cyclegan import consistency_losses
+from gantk.plugins.tools.report import build_report
 
 from engine_helpers import tiny_config
 
@@ -128,6 +129,24 @@ def test_every_loss_term_is_logged_and_the_translator_is_exported_and_loads(tmp_
     # the preview: inputs, translations, reconstructions for each domain (unpaired: no ground-truth row)
     picture = Image.open(tmp_path / "run" / "samples" / "step_000002.png")
     assert picture.height == 2 + 6 * (16 + 2)
+
+
+def test_ema_and_bf16_come_from_the_engine(tmp_path):
+    result = Trainer(cyclegan_config(steps=3, ema=0.5, precision="bf16"), tmp_path / "run", show_progress=False).train()
+    assert result.precision == "bf16"
+    checkpoint = load_latest_checkpoint(tmp_path / "run").tensors
+    exported = gantk.load_translator(result.exported).state_dict()
+    # the export holds the EMA of both directions, which differs from the trained weights after 3 steps
+    assert all(torch.equal(value, checkpoint[f"module/ema/{name}"]) for name, value in exported.items())
+    assert any(not torch.equal(value, checkpoint[f"module/translator/{name}"]) for name, value in exported.items())
+    assert read_metadata(result.exported)["gantk.config"].count('"ema": true') == 1
+
+
+def test_the_report_of_a_translation_run_shows_its_translations_and_no_latent_interpolation(tmp_path):
+    Trainer(cyclegan_config(steps=2, sample_every=1), tmp_path / "run", show_progress=False).train()
+    page = build_report(tmp_path / "run").read_text()
+    assert "Translations over time" in page and "step_000002.png" in page
+    assert "Latent interpolation" not in page and "resnet-translator" in page
 
 
 def test_gantk_export_writes_the_translator_of_a_run(tmp_path):

@@ -160,9 +160,13 @@ def build_report(run: Path, out: Path | None = None, *, device: str | torch.devi
         _section("run", "Run", _run_table(config, components, summary)),
         _section("losses", "Losses", _losses(records, unreadable, out)),
         _section("metrics", "Evaluation metrics", _metrics(records, out)),
-        _section("samples", "Samples over time", _samples(run, out, components.get("spec") or {})),
-        _section("interpolation", "Latent interpolation", _interpolation(run, out, device)),
     ]
+    if "translator" in components:  # a translation run: its pictures are translations, and it has no latent space
+        body.append(_section("samples", "Translations over time",
+                             _samples(run, out, components.get("spec") or {}, TRANSLATION_PICTURES)))
+    else:
+        body += [_section("samples", "Samples over time", _samples(run, out, components.get("spec") or {})),
+                 _section("interpolation", "Latent interpolation", _interpolation(run, out, device))]
     page = out / "index.html"
     page.write_text(_PAGE.format(title=_e(f"gantk report: {run.name}"), body="\n".join(body)), encoding="utf-8")
     return page
@@ -199,7 +203,8 @@ def _run_table(config: dict, components: dict, summary: dict | None) -> str:
     """Rows of the header table: what was trained and how (config.json), and how it went (summary.json)."""
     rows: list[tuple[str, str]] = []
     for network, key in (("generator", "gen"), ("discriminator", "disc")):
-        built = components.get(network) or {}  # the options after defaults were filled in, when recorded
+        # the options after defaults were filled in, when recorded (a translator's are its generators')
+        built = components.get(network) or (components.get("translator") if network == "generator" else None) or {}
         options = built.get("options", config.get(f"{key}_options"))
         name = built.get("name", config.get(key, "?"))
         rows.append((network, f"{name} ({_options(options)})" if options else str(name)))
@@ -286,13 +291,18 @@ def _metrics(records: list[dict] | None, out: Path) -> str:
     return "\n".join(parts)
 
 
-def _samples(run: Path, out: Path, spec: dict) -> str:
+#: What a translation run's pictures show (the cyclegan procedure's previews).
+TRANSLATION_PICTURES = ("of fixed inputs (rows: inputs, translations, the translations translated back, and the true "
+                        "counterparts when the data set is paired; domain A, then domain B)")
+
+
+def _samples(run: Path, out: Path, spec: dict, source: str = "from fixed noise") -> str:
     pictures = sample_pictures(run)
     if not pictures:
         return _missing("No sample pictures yet (samples/step_XXXXXX.png appear every --sample-every steps).")
     shown = evenly_spaced(pictures, MAX_SAMPLE_PICTURES)
     kind = "grid pixels" if len(spec.get("shape", (1, 1, 1))) == 3 else "plots"  # image grids, or vector plots
-    parts = [f"<p>{len(shown)} of {len(pictures)} pictures from fixed noise, evenly spaced, the last included.</p>",
+    parts = [f"<p>{len(shown)} of {len(pictures)} pictures {source}, evenly spaced, the last included.</p>",
              f"<div class='{kind}'>"]
     for step, path in shown:
         shutil.copyfile(path, out / path.name)
