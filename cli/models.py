@@ -67,7 +67,8 @@ def export_command(
     typer.echo(f"Exported {written}")
 
 
-def info_command(path: Path = typer.Argument(..., help="A generator export or a checkpoint (.safetensors).")) -> None:
+def info_command(path: Path = typer.Argument(
+        ..., help="A generator or translator export, or a checkpoint (.safetensors).")) -> None:
     """Print what a gantk safetensors file holds: kind, plugin, version, config, tensors."""
     from gantk.engine.safetensors_io import read_safetensors
 

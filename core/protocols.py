@@ -158,8 +158,8 @@ class Generator(Protocol):
 
     The engine reads these attributes (and checks them when it builds a generator):
     ``z_dim`` the latent size (0 for an image-to-image generator, which maps images of ``spec`` to images of
-    ``spec``, ``generator(x)``: a translator's directions); ``spec`` the :class:`DataSpec` it generates for; ``conditional``
-    whether it follows the labels ``y``; ``num_classes`` how many labels it knows (0 when
+    ``spec``, ``generator(x)``: a translator's directions); ``spec`` the :class:`DataSpec` it generates for;
+    ``conditional`` whether it follows the labels ``y``; ``num_classes`` how many labels it knows (0 when
     unconditional); ``options`` the JSON-serialisable keyword arguments that rebuild it through
     its factory (``factory(spec, **options)``), saved in runs and exports.
     """
@@ -596,8 +596,8 @@ class PreviewProcedure(Procedure, Protocol):
 
 __all__ = [
     "Augmentation", "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
-    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "PreviewProcedure", "Procedure", "StyleGenerator",
-    "TrainingSetup", "Translator", "describe_needs", "truncate_styles", "two_domain_dataset",
+    "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "PreviewProcedure", "Procedure",
+    "StyleGenerator", "TrainingSetup", "Translator", "describe_needs", "truncate_styles", "two_domain_dataset",
 ]
 
 

@@ -4,8 +4,9 @@ With ``s`` the steps done, ``T`` = ``--steps`` and ``S`` the decay's start, each
 for the next step is its configured rate times
 
 - ``constant``: 1;
-- ``linear-decay:S`` (or ``linear-decay:P%``, S = P% of T): 1 until step S, then falling linearly to 0 at step T (CycleGAN, Zhu et al.
-  2017, keeps the rate for the first half of training and decays it to 0 over the second);
+- ``linear-decay:S`` (or ``linear-decay:P%``, S = P% of T): 1 until step S, then falling linearly to 0
+  at step T (CycleGAN, Zhu et al. 2017, keeps the rate for the first half of training and decays it
+  to 0 over the second);
 - ``cosine``: ½(1 + cos(π s / T)) (Loshchilov & Hutter 2017, without restarts).
 
 The schedules are :class:`torch.optim.lr_scheduler.LambdaLR` objects stepped once per training

@@ -6,7 +6,7 @@ fakes, D losses halved), ``resnet-translator`` G with 6 residual blocks (the pap
 256 px), the 70×70 ``patchgan`` D, the ``lsgan`` loss, Adam 2e-4 (0.5, 0.999), a constant learning
 rate for the first half of training then a linear decay to 0. Changed to fit a CPU: width 32
 instead of 64 (a quarter of the arithmetic), batch 4 instead of 1, and no EMA (the paper has none).
-3,200 steps: about 28 minutes on 2 cores (1.9 steps/s measured); ``--time-limit`` bounds a run by wall time.
+2,800 steps: about 28 minutes on 2 cores (1.6 to 1.9 steps/s measured); ``--time-limit`` bounds a run by wall time.
 
 The images are not embedded: ``gantk train --preset cyclegan-emoji --data-root DIR --download``
 fetches both styles once.
@@ -17,7 +17,7 @@ import gantk
 CYCLEGAN_EMOJI = {"procedure": "cyclegan", "gen": "resnet-translator", "disc": "patchgan", "loss": "lsgan",
                   "dataset": "emoji-styles", "image_size": 64, "gen_options": {"blocks": 6, "width": 32},
                   "disc_options": {"width": 32}, "batch_size": 4, "g_opt": "adam", "d_opt": "adam", "lr": 2e-4,
-                  "betas": (0.5, 0.999), "steps": 3200, "lr_schedule": "linear-decay:50%", "ema": None}
+                  "betas": (0.5, 0.999), "steps": 2800, "lr_schedule": "linear-decay:50%", "ema": None}
 
 
 def cyclegan_emoji_preset() -> dict:
