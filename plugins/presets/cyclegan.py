@@ -6,7 +6,7 @@ fakes, D losses halved), ``resnet-translator`` G with 6 residual blocks (the pap
 256 px), the 70×70 ``patchgan`` D, the ``lsgan`` loss, Adam 2e-4 (0.5, 0.999), a constant learning
 rate for the first half of training then a linear decay to 0. Changed to fit a CPU: width 32
 instead of 64 (a quarter of the arithmetic), batch 4 instead of 1, and no EMA (the paper has none).
-2,800 steps: about 28 minutes on 2 cores (1.6 to 1.9 steps/s measured); ``--time-limit`` bounds a run by wall time.
+2,800 steps: 24.6 minutes on 2 quiet cores (1.9 steps/s measured); ``--time-limit`` bounds a run by wall time.
 
 The images are not embedded: ``gantk train --preset cyclegan-emoji --data-root DIR --download``
 fetches both styles once.
