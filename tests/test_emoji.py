@@ -60,15 +60,21 @@ def make_package(path: Path, style: str = "google") -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def registry(tmp_path, monkeypatch) -> Path:
-    """The generated google and twitter packages, served by file:// URLs in place of the npm registry."""
+def serve_packages(tmp_path: Path, monkeypatch, make) -> Path:
+    """The google and twitter packages ``make(tarball, style)`` writes (returning their SHA-256), served by file://
+    URLs in place of the npm registry."""
     served = tmp_path / "served"
     served.mkdir()
     for style in ("google", "twitter"):
         tarball = served / f"{style}.tgz"
-        monkeypatch.setitem(emoji.PACKAGES, style, (tarball.as_uri(), make_package(tarball, style)))
+        monkeypatch.setitem(emoji.PACKAGES, style, (tarball.as_uri(), make(tarball, style)))
     return served
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch) -> Path:
+    """The generated google and twitter packages, served in place of the npm registry."""
+    return serve_packages(tmp_path, monkeypatch, make_package)
 
 
 def test_download_extracts_the_64px_images_and_labels_them_by_category(tmp_path, registry):

@@ -19,7 +19,7 @@ from gantk.engine.qualified_names import names_on_resume, qualified_config
 from gantk.errors import GantkError, UsageError
 from gantk.plugins.datasets import emoji
 from gantk.protocols import signed_unit
-from test_emoji import add, png
+from test_emoji import add, png, serve_packages
 
 
 def create(name: str, **options):
@@ -176,12 +176,7 @@ def fake_package(path: Path, style: str) -> str:
 @pytest.fixture
 def npm(tmp_path, monkeypatch) -> Path:
     """Both fake packages, served by file:// URLs in place of the npm registry."""
-    served = tmp_path / "served"
-    served.mkdir()
-    for style in ("google", "twitter"):
-        tarball = served / f"{style}.tgz"
-        monkeypatch.setitem(emoji.PACKAGES, style, (tarball.as_uri(), fake_package(tarball, style)))
-    return served
+    return serve_packages(tmp_path, monkeypatch, fake_package)
 
 
 def reds(domain) -> list[int]:

@@ -36,16 +36,14 @@ def export_generator(path: Path, generator: nn.Module, record: ComponentRecord, 
                      extra: dict[str, Any] | None = None) -> Path:
     """Write ``generator``'s weights and everything needed to rebuild it to ``path`` (atomically)."""
     config = {"options": record.options, "spec": spec.to_dict(), "z_dim": int(generator.z_dim), **(extra or {})}
-    metadata = {
-        "format": "pt",
-        "gantk.version": gantk.__version__,
-        "gantk.kind": "generator",
-        "gantk.name": record.name,
-        "gantk.plugin": f"{record.package}=={record.version}",
-        "gantk.config": json.dumps(config),
-    }
-    write_safetensors(Path(path), generator.state_dict(), metadata)
+    write_safetensors(Path(path), generator.state_dict(), export_metadata("generator", record, config))
     return Path(path)
+
+
+def export_metadata(kind: str, record: ComponentRecord, config: dict[str, Any], **more: str) -> dict[str, str]:
+    """The metadata header of an export of ``kind``: format, versions, the plugin that rebuilds it, its config."""
+    return {"format": "pt", "gantk.version": gantk.__version__, "gantk.kind": kind, "gantk.name": record.name,
+            "gantk.plugin": f"{record.package}=={record.version}", **more, "gantk.config": json.dumps(config)}
 
 
 @dataclass

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-import gantk
-from gantk.engine.export import ExportedGenerator, build_generator, check_generator_memory, check_tensor_shapes
+from gantk.engine.export import (
+    ExportedGenerator, build_generator, check_generator_memory, check_tensor_shapes, export_metadata,
+)
 from gantk.engine.footprint import on_meta
 from gantk.engine.safetensors_io import read_metadata, read_safetensors, write_safetensors
 from gantk.errors import GantkError
@@ -32,15 +33,7 @@ def export_translator(path: Path, translator: Translator, record: ComponentRecor
     """Write ``translator``'s two directions and what rebuilds them to ``path`` (atomically)."""
     domains = list(translator.domains)
     config = {"options": record.options, "spec": spec.to_dict(), "domains": domains, **(extra or {})}
-    metadata = {
-        "format": "pt",
-        "gantk.version": gantk.__version__,
-        "gantk.kind": KIND,
-        "gantk.name": record.name,
-        "gantk.plugin": f"{record.package}=={record.version}",
-        "gantk.domains": json.dumps(domains),
-        "gantk.config": json.dumps(config),
-    }
+    metadata = export_metadata(KIND, record, config, **{"gantk.domains": json.dumps(domains)})
     write_safetensors(Path(path), translator.state_dict(), metadata)
     return Path(path)
 
