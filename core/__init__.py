@@ -40,6 +40,7 @@ _LAZY = {
     "GeneratorStep": "gantk.protocols",  # deprecated name of GeneratorPhase (warns)
     "Generator": "gantk.protocols",
     "StyleGenerator": "gantk.protocols",
+    "SelfSupervisedDiscriminator": "gantk.protocols",
     "truncate_styles": "gantk.protocols",
     "Discriminator": "gantk.protocols",
     "logit_loss": "gantk.logit_losses",

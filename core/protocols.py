@@ -138,18 +138,22 @@ def two_domain_dataset(a: Dataset, b: Dataset, domains: tuple[str, str], *, name
 class DiscriminatorOutput(NamedTuple):
     """What a discriminator returns: adversarial ``logits`` and penultimate ``features`` (B, F).
 
-    ``logits`` are (B,), or (B, H', W') for a patch discriminator (PatchGAN: one logit per image patch);
+    ``logits`` are (B,), or (B, H', W') or (B, P) for a patch discriminator (one logit per image patch);
     loss terms average over every logit, so that a loss written for (B,) takes patch maps as they are.
     """
 
     logits: Tensor
     features: Tensor
+    #: named intermediate tensors a discriminator exposes for loss terms that use them, or None: FastGAN's
+    #: 8×8 and 16×16 feature maps, which its reconstruction term decodes (:class:`SelfSupervisedDiscriminator`)
+    extras: dict[str, Tensor] | None = None
 
     def to_float32(self) -> "DiscriminatorOutput":
-        """Both tensors as float32 (what loss terms receive, whatever the run's precision); a cast stays in the graph."""
+        """Logits and features as float32 (what loss terms receive, whatever the run's precision); a cast stays
+        in the graph. ``extras`` are left in the run's precision (a term that decodes them runs under autocast)."""
         if self.logits.dtype is torch.float32 and self.features.dtype is torch.float32:
             return self  # fp32 runs: nothing to cast (this runs several times per step)
-        return DiscriminatorOutput(self.logits.to(torch.float32), self.features.to(torch.float32))
+        return DiscriminatorOutput(self.logits.to(torch.float32), self.features.to(torch.float32), self.extras)
 
 
 @runtime_checkable
@@ -218,6 +222,21 @@ class Discriminator(Protocol):
     options: dict[str, Any]
 
     def __call__(self, x: Tensor, y: Tensor | None = None) -> DiscriminatorOutput: ...
+
+
+@runtime_checkable
+class SelfSupervisedDiscriminator(Discriminator, Protocol):
+    """A discriminator with decoders that reconstruct its real input from its own intermediate features, as a
+    self-supervised task that regularises it (FastGAN, Liu et al. 2021, §3.2).
+
+    Its outputs carry, in ``extras``, the intermediate maps and the input it saw (after any ``--augment``);
+    ``reconstruct(extras)`` decodes them (on real images only, in D's update) and returns
+    ``{name: (reconstruction, target)}``: each reconstruction beside the part of the input it should match,
+    resized alike (FastGAN: the whole image from the 8×8 map, a random quarter from the 16×16 map). Loss
+    terms that need ``"reconstruction"`` compare the pairs.
+    """
+
+    def reconstruct(self, extras: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]: ...
 
 
 DiscriminatorFn = Callable[[Tensor, "Tensor | None"], DiscriminatorOutput]
@@ -291,6 +310,8 @@ NEEDS = {
                                "latest real batch again, with D's current weights)",
     "style_generator": "a style-based generator (gantk.StyleGenerator: mapping, synthesis, w_avg), such as "
                        "stylegan2",
+    "reconstruction": "a discriminator that decodes its real input from its own features "
+                      "(gantk.SelfSupervisedDiscriminator: extras and reconstruct), such as fastgan",
 }
 
 
@@ -597,7 +618,7 @@ class PreviewProcedure(Procedure, Protocol):
 __all__ = [
     "Augmentation", "Batches", "ComponentRecord", "Metric", "Monitor", "MonitorSetup", "DataSpec", "Dataset", "DiscriminatorOutput", "Generator", "Discriminator",
     "DiscriminatorPhase", "GanNetworks", "GeneratorPhase", "LossTerm", "NEEDS", "PreviewProcedure", "Procedure",
-    "StyleGenerator", "TrainingSetup", "Translator", "describe_needs", "truncate_styles", "two_domain_dataset",
+    "SelfSupervisedDiscriminator", "StyleGenerator", "TrainingSetup", "Translator", "describe_needs", "truncate_styles", "two_domain_dataset",
 ]
 
 

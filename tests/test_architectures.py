@@ -231,7 +231,8 @@ def spectral_norms_after_training_passes(discriminator: nn.Module, spec: DataSpe
 def test_every_builtin_discriminator_takes_sn_and_it_makes_every_layer_1_lipschitz(name):
     """sn=true: W / σ(W) for every conv/linear weight, σ from the power iteration (one step per training forward
     pass), so σ ≈ 1 whatever the stored weights' scale; sn=false leaves the weights as they are."""
-    registry, spec = gantk.get_registry(), DataSpec((3, 32, 32), 4, "pictures")
+    side = 128 if name == "fastgan" else 32  # fastgan builds 128, 256, 512 and 1024 px
+    registry, spec = gantk.get_registry(), DataSpec((3, side, side), 4, "pictures")
     assert "sn" in inspect.signature(registry.get("discriminator", name).factory).parameters, \
         f"the discriminator '{name}' has no sn option"
     torch.manual_seed(0)

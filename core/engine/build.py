@@ -25,7 +25,8 @@ from gantk.errors import GantkError, UsageError
 from gantk.engine.loss_composition import build_loss, parse_loss_expression
 from gantk.engine.train_options import plugin_choice
 from gantk.protocols import (
-    NEEDS, Augmentation, ComponentRecord, DataSpec, Dataset, GanNetworks, StyleGenerator, two_domain_dataset,
+    NEEDS, Augmentation, ComponentRecord, DataSpec, Dataset, GanNetworks, SelfSupervisedDiscriminator, StyleGenerator,
+    two_domain_dataset,
 )
 from gantk.registry import Entry, Registry
 
@@ -209,6 +210,7 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
             "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
     check_style_generator(loss, generator, config.gen)
     discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec, disc_options)
+    check_self_supervised_discriminator(loss, discriminator, config.disc)
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
         print(f"gantk: warning: the loss '{config.loss}' penalises D's gradient per sample, but the "
@@ -243,6 +245,16 @@ def check_style_generator(loss, generator: nn.Module, name: str) -> None:
         raise UsageError(f"The loss term(s) {', '.join(terms)} need {NEEDS['style_generator']}, but the generator "
                          f"'{name}' is not one (it has no mapping and synthesis networks). Choose such a generator "
                          f"with --gen, or drop {', '.join(terms)} from --loss.")
+
+
+def check_self_supervised_discriminator(loss, discriminator: nn.Module, name: str | None) -> None:
+    """Refuse a loss with terms that need D's reconstructions (the ``"reconstruction"`` need) when the
+    discriminator does not implement :class:`gantk.SelfSupervisedDiscriminator`."""
+    terms = [term_name for term_name, term in zip(loss.names, loss.terms) if "reconstruction" in term.needs]
+    if terms and not isinstance(discriminator, SelfSupervisedDiscriminator):
+        raise UsageError(f"The loss term(s) {', '.join(terms)} need {NEEDS['reconstruction']}, but the "
+                         f"discriminator '{name}' has no decoders. Choose such a discriminator with --disc, or drop "
+                         f"{', '.join(terms)} from --loss.")
 
 
 def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter],

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 import gantk
-from gantk.engine.build import check_style_generator
+from gantk.engine.build import check_self_supervised_discriminator, check_style_generator
 from gantk.engine.precision import backward, optimizer_step
 from gantk.errors import UsageError
 from gantk.options import number_in, positive_int
@@ -96,6 +96,7 @@ class CycleGanProcedure:
         self.losses = {side: setup.build_loss() for side in ("a", "b")}
         for side, loss in self.losses.items():
             check_style_generator(loss, a2b, config.gen)
+            check_self_supervised_discriminator(loss, self.discriminators[side], config.disc)
             loss.attach(self.discriminators[side])  # heads sized by D's features, one set per D
         shape = setup.spec.shape
         self.pools = {side: ImagePool(pool, shape).to(setup.device) for side in ("a", "b")}
