@@ -13,11 +13,12 @@ else may run), one after another:
 - ``stylegan2``: ``--preset stylegan2`` with ``--augment diffaugment:policy=color+translation``;
 - ``dcgan``: ``--preset dcgan64`` with the same DiffAugment.
 
-Each export (EMA weights) is scored with 500 samples against the 100 training images and against
+Each run is scored twice, with its EMA weights and with its trained weights, 500 samples each, against
+the 100 training images and against
 the 69 held-out ones: FID, KID, precision and recall (k = 3) on the features of gantk's emoji
 category classifier (trained on Noto's train split at 64 px; samples are resized to 64 px for it).
 With 100 and 69 real images these are small-sample figures: compare the rows with each other, not
-with published FIDs. It prints the Markdown table and writes ``docs/images/fewshot_<row>.png``.
+with published FIDs. It prints the Markdown table and writes ``docs/images/fewshot_<row>_<ema|trained>.png``.
 
     python benchmarks/fastgan_fewshot.py --data-root DIR [--minutes 30] [--work DIR] [--rows fastgan,dcgan]
                                           [--score-only]
@@ -87,7 +88,10 @@ def pixels(files: list[Path]) -> torch.Tensor:
 
 
 def score(row: str, runs_dir: Path, real_sets: dict[str, torch.Tensor], extractor) -> list[tuple]:
+    """Both weights of a row, EMA (the export) and trained (``gantk export --no-ema``): a short run leaves an EMA
+    with β = 0.999 close to its first weights, so the trained weights are scored too."""
     import gantk
+    from gantk.engine.run_export import export_run
     from gantk.engine.sampling import draw
     from gantk.plugins.datasets._images import resize_images
     from gantk.plugins.metrics.formulas import (
@@ -95,18 +99,19 @@ def score(row: str, runs_dir: Path, real_sets: dict[str, torch.Tensor], extracto
     )
     from torchvision.utils import save_image
 
-    generator = gantk.load_generator(runs_dir / row / "generator.safetensors")
-    samples = draw(generator, SAMPLES, seed=0).float().clamp(-1, 1)
-    save_image(samples[:64], REPO / "docs" / "images" / f"fewshot_{row}.png", nrow=8, normalize=True,
-               value_range=(-1, 1))
-    fake = extractor.features(resize_images(samples, 64, 64))
+    trained = export_run(runs_dir / row, runs_dir / row / "trained.safetensors", ema=False)
     rows = []
-    for name, real in real_sets.items():
-        features = extractor.features(real)
-        fid = frechet_distance(gaussian_statistics(fake), gaussian_statistics(features))
-        kid_mean, _ = kernel_inception_distance(features, fake)
-        precision, recall = precision_recall(features, fake, k=3)
-        rows.append((row, name, fid, kid_mean, precision, recall))
+    for weights, path in (("EMA", runs_dir / row / "generator.safetensors"), ("trained", trained)):
+        samples = draw(gantk.load_generator(path), SAMPLES, seed=0).float().clamp(-1, 1)
+        save_image(samples[:64], REPO / "docs" / "images" / f"fewshot_{row}_{weights.lower()}.png", nrow=8,
+                   normalize=True, value_range=(-1, 1))
+        fake = extractor.features(resize_images(samples, 64, 64))
+        for name, real in real_sets.items():
+            features = extractor.features(real)
+            fid = frechet_distance(gaussian_statistics(fake), gaussian_statistics(features))
+            kid_mean, _ = kernel_inception_distance(features, fake)
+            precision, recall = precision_recall(features, fake, k=3)
+            rows.append((f"{row} ({weights})", name, fid, kid_mean, precision, recall))
     return rows
 
 
