@@ -240,21 +240,26 @@ def lazy_adjusted(config: OptimizerConfig, lazy_interval: int) -> OptimizerConfi
 def check_style_generator(loss, generator: nn.Module, name: str) -> None:
     """Refuse a loss with terms that need a style-based generator (the ``"style_generator"`` need) when the
     generator does not implement :class:`gantk.StyleGenerator`."""
-    terms = [term_name for term_name, term in zip(loss.names, loss.terms) if "style_generator" in term.needs]
-    if terms and not isinstance(generator, StyleGenerator):
-        raise UsageError(f"The loss term(s) {', '.join(terms)} need {NEEDS['style_generator']}, but the generator "
-                         f"'{name}' is not one (it has no mapping and synthesis networks). Choose such a generator "
-                         f"with --gen, or drop {', '.join(terms)} from --loss.")
+    _check_network_need(loss, "style_generator", generator, StyleGenerator, "generator", name,
+                        "is not one (it has no mapping and synthesis networks)")
 
 
 def check_self_supervised_discriminator(loss, discriminator: nn.Module, name: str | None) -> None:
     """Refuse a loss with terms that need D's reconstructions (the ``"reconstruction"`` need) when the
     discriminator does not implement :class:`gantk.SelfSupervisedDiscriminator`."""
-    terms = [term_name for term_name, term in zip(loss.names, loss.terms) if "reconstruction" in term.needs]
-    if terms and not isinstance(discriminator, SelfSupervisedDiscriminator):
-        raise UsageError(f"The loss term(s) {', '.join(terms)} need {NEEDS['reconstruction']}, but the "
-                         f"discriminator '{name}' has no decoders. Choose such a discriminator with --disc, or drop "
-                         f"{', '.join(terms)} from --loss.")
+    _check_network_need(loss, "reconstruction", discriminator, SelfSupervisedDiscriminator, "discriminator", name,
+                        "has no decoders")
+
+
+def _check_network_need(loss, need: str, network: nn.Module, protocol: type, role: str, name: str | None,
+                        lacks: str) -> None:
+    """A UsageError when terms of ``loss`` declare ``need`` and ``network`` (the ``role``) does not implement
+    ``protocol``, naming the terms and what ``network`` lacks."""
+    terms = ", ".join(term_name for term_name, term in zip(loss.names, loss.terms) if need in term.needs)
+    if terms and not isinstance(network, protocol):
+        flag = "--gen" if role == "generator" else "--disc"
+        raise UsageError(f"The loss term(s) {terms} need {NEEDS[need]}, but the {role} '{name}' {lacks}. Choose "
+                         f"such a {role} with {flag}, or drop {terms} from --loss.")
 
 
 def make_optimizer(config: OptimizerConfig, parameters: Iterable[nn.Parameter],
