@@ -9,8 +9,8 @@ from typing import Any
 from gantk.engine.checkpoint import Checkpoint, restore_newest, why_none_usable
 from gantk.errors import GantkError
 from gantk.engine.export import ExportedGenerator, build_generator, export_generator
-from gantk.engine.translator_export import export_translator
-from gantk.protocols import ComponentRecord, DataSpec, Translator
+from gantk.engine.translator_export import ExportedTranslator, export_translator
+from gantk.protocols import ComponentRecord, DataSpec
 
 
 def _read_json(path: Path) -> Any:
@@ -40,8 +40,8 @@ def export_run(run_dir: Path, out: Path | None = None, *, registry=None, ema: bo
         raise GantkError(f"'{components_file}' does not describe a generator ({type(error).__name__}: {error}); it "
                          "was damaged or edited. Restore it from a backup of the run.") from error
     exported = ExportedGenerator(record.name, record.package, record.version, spec, record.options, 0, {}, {})
-    model = Translator(build_generator(exported, registry), build_generator(exported, registry), domains) \
-        if kind == "translator" else build_generator(exported, registry)
+    model = ExportedTranslator(exported, domains).build(registry) if kind == "translator" \
+        else build_generator(exported, registry)
 
     def restore(checkpoint: Checkpoint) -> None:
         checkpoint.restore_module("ema" if ema and checkpoint.has_module("ema") else kind, model)

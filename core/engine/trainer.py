@@ -296,7 +296,7 @@ class Trainer:
 
     def sample_generator(self) -> torch.nn.Module | None:
         """The generator pictures, metrics and the export use: the EMA copy when there is one."""
-        return self.ema.model if self.ema is not None and self.generator is not None else self.generator
+        return self.exported_model() if self.generator is not None else None
 
     def exported_model(self) -> torch.nn.Module | None:
         """The module the export writes (a generator or a translator): the EMA copy when there is one."""

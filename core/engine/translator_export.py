@@ -102,12 +102,4 @@ def load_translator(path: str | Path, *, device: str | torch.device = "cpu", reg
     return translator.to(device).eval()
 
 
-def is_translator_file(path: Path) -> bool:
-    """Whether ``path`` is a safetensors file whose metadata says it is a translator export."""
-    try:
-        return read_metadata(path).get("gantk.kind") == KIND
-    except GantkError:
-        return False
-
-
-__all__ = ["ExportedTranslator", "export_translator", "is_translator_file", "load_translator"]
+__all__ = ["ExportedTranslator", "export_translator", "load_translator"]
