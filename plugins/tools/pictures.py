@@ -4,12 +4,18 @@ Images use torchvision's grid (values in [-1, 1] mapped to [0, 1]). 1-D samples 
 histogram over the real data's histogram; 2-D samples a scatter plot over the real points.
 During training the ``pictures`` monitor writes ``samples/step_XXXXXX.png`` from the fixed noise
 every ``--sample-every`` steps; ``gantk sample`` and ``gantk interpolate`` write through
-:func:`write_samples` (a picture, a NumPy archive or safetensors).
+:func:`write_samples` (a picture, a NumPy archive or safetensors); folders of PNG files and GIFs are
+:mod:`gantk.plugins.tools.image_files`'.
+
+matplotlib, which draws the plots (here, in the interpolation and in the report), is optional: the
+extra ``gantk[plots]``. Without it :func:`pyplot` raises one paragraph saying how to install it,
+and the monitor keeps 1-D/2-D samples as ``samples/step_XXXXXX.npz``, saying so once per run.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import torch
@@ -18,12 +24,19 @@ from torch import Tensor
 import gantk
 from gantk.engine.atomic_files import write_atomic
 from gantk.engine.safetensors_io import write_safetensors
-from gantk.errors import UsageError
+from gantk.engine.sampling import sample_grid
+from gantk.errors import GantkError, UsageError
 from gantk.protocols import DataSpec, MonitorSetup, signed_unit
 
 OUTPUT_SUFFIXES = (".png", ".npz", ".safetensors")
 #: real points drawn under 1-D and 2-D samples
 REFERENCE_POINTS = 2000
+#: How to get matplotlib, which gantk installs only with this extra.
+PLOTS_INSTALL = "pip install 'gantk[plots]'"
+NO_MATPLOTLIB = ("This needs matplotlib, which is not installed: gantk draws the histograms and scatter plots of 1-D "
+                 "and 2-D samples, their interpolations and the curves of 'gantk report' with it (image grids do "
+                 f"not need it). Install it with {PLOTS_INSTALL} (or pip install matplotlib) and run the command "
+                 "again; 'gantk sample' and 'gantk interpolate' can also write the raw values with --out FILE.npz.")
 
 
 def save_samples(samples: Tensor, spec: DataSpec, path: Path, *, reference: Tensor | None = None,
@@ -33,19 +46,29 @@ def save_samples(samples: Tensor, spec: DataSpec, path: Path, *, reference: Tens
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = samples.detach().float().cpu()
     if spec.is_image:
-        from torchvision.utils import save_image  # torchvision takes a second to import: only when drawing
+        from gantk.plugins.tools.image_files import picture
 
-        nrow = nrow or max(1, int(round(samples.shape[0] ** 0.5)))
-        save_image(samples, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        picture(sample_grid(samples, nrow)).save(path)  # the grid TensorBoard gets too (gantk.engine.sampling)
         return path
     _save_plot(samples, spec, path, reference, title)
     return path
 
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
+def plots_available() -> bool:
+    """Whether matplotlib can be imported (it comes with the extra ``gantk[plots]``)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed); a GantkError without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise GantkError(NO_MATPLOTLIB) from error
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -101,7 +124,8 @@ def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path, nrow:
     suffix = out.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"Cannot write samples to '{out}': use a file name ending in "
-                         f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors).")
+                         f"{', '.join(OUTPUT_SUFFIXES)} (a picture, a NumPy archive, or safetensors), or, with "
+                         "gantk sample, a folder path ending in '/' (one PNG file per sample).")
     if suffix == ".png":
         return save_samples(samples, spec, out, nrow=nrow)
     arrays = {"samples": samples}
@@ -119,17 +143,28 @@ def write_samples(samples: Tensor, labels: Tensor | None, spec, out: Path, nrow:
 
 
 class SamplePictures:
-    """Writes each fixed-noise sample set of a run as ``samples/step_XXXXXX.png`` (a row per class when conditional)."""
+    """Writes each fixed-noise sample set of a run as ``samples/step_XXXXXX.png`` (a row per class when conditional).
+
+    1-D/2-D samples without matplotlib are written as ``samples/step_XXXXXX.npz`` (their raw values) instead.
+    """
 
     def __init__(self, setup: MonitorSetup) -> None:
         self.spec, self.folder, self.nrow = setup.spec, setup.run_dir / "samples", setup.grid_row
         samples = setup.dataset.samples
         self.reference = signed_unit(samples[:REFERENCE_POINTS]) if samples is not None and not self.spec.is_image \
             else None
+        self.drawn = self.spec.is_image or plots_available()
+        if not self.drawn:
+            print(f"gantk: matplotlib is not installed, so the {self.spec.shape[0]}-D samples are kept as raw values, "
+                  f"samples/step_XXXXXX.npz, instead of plots; {PLOTS_INSTALL} draws them.", file=sys.stderr,
+                  flush=True)
 
     def __call__(self, samples: Tensor, step: int) -> dict[str, float]:
-        save_samples(samples, self.spec, self.folder / f"step_{step:06d}.png", reference=self.reference,
-                     title=f"step {step}", nrow=self.nrow)
+        if self.drawn:
+            save_samples(samples, self.spec, self.folder / f"step_{step:06d}.png", reference=self.reference,
+                         title=f"step {step}", nrow=self.nrow)
+        else:
+            write_samples(samples.detach().float().cpu(), None, self.spec, self.folder / f"step_{step:06d}.npz")
         return {}
 
 
