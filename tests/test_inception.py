@@ -236,7 +236,7 @@ def test_no_weights_given_is_a_usage_error_that_says_what_to_do(monkeypatch):
         resolve_inception_weights(None)
     message = str(caught.value)
     for needed in ("GANTK_INCEPTION_WEIGHTS", "--inception-weights", "pt_inception-2015-12-05",
-                   "pt_inception-2015-12-05-6726825d.pth", "pytorch-fid", "weights_only=True", "save_file"):
+                   "pt_inception-2015-12-05-6726825d.pth", "pytorch-fid", "weights_only=True", "gantk weights convert"):
         assert needed in message
     assert "\n" not in message and caught.value.exit_code == 2
     with pytest.raises(UsageError, match=INCEPTION_ENV):
@@ -267,8 +267,9 @@ def test_a_nonexistent_path_is_a_usage_error_naming_it(tmp_path, monkeypatch):
 def test_a_pickled_checkpoint_is_refused_with_the_conversion_command(tmp_path):
     pth = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     pth.write_bytes(b"not read")
-    with pytest.raises(UsageError, match="weights_only=True"):
+    with pytest.raises(UsageError, match="weights_only=True") as caught:
         resolve_inception_weights(pth)
+    assert f"gantk weights convert {pth} --out {pth.with_suffix('.safetensors')}" in str(caught.value)
 
 
 # ------------------------------------------------------------------------------ damaged files

@@ -12,18 +12,22 @@ transform) with the TF graph's pooling: the branch_pool average pooling of Mixed
 and Mixed_7b excludes the zero padding from the mean (``count_include_pad=False``), and Mixed_7c pools
 with a 3x3 max instead. The state_dict keys are torchvision's, so a converted file loads strictly.
 
-gantk never unpickles and never downloads: it reads the weights only from a ``.safetensors`` file
-that the user converts once, themselves::
+gantk never downloads, and reads the weights only from a ``.safetensors`` file that the user
+converts once, themselves, with the one gantk command that reads a pickle (through
+``torch.load(weights_only=True)``, and only when it is run)::
 
-    python -c "import torch; from safetensors.torch import save_file; save_file(torch.load('pt_inception-2015-12-05-6726825d.pth', weights_only=True), 'pt_inception-2015-12-05.safetensors')"
+    gantk weights convert pt_inception-2015-12-05-6726825d.pth --out pt_inception-2015-12-05.safetensors
 
 and passes with ``--inception-weights PATH`` or the ``GANTK_INCEPTION_WEIGHTS`` environment variable.
+The preprocessing is pytorch-fid's, so with the same weights the features are pytorch-fid's
+(``tests/test_inception_reference.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -40,9 +44,9 @@ INCEPTION_ENV = "GANTK_INCEPTION_WEIGHTS"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 SAFETENSORS_NAME = "pt_inception-2015-12-05.safetensors"
 PTH_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PTH_NAME}"
-CONVERT_COMMAND = (
-    'python -c "import torch; from safetensors.torch import save_file; '
-    f"save_file(torch.load('{PTH_NAME}', weights_only=True), '{SAFETENSORS_NAME}')\"")
+#: torch.hub, which pytorch-fid downloads with, names a file after the first hex digits of its SHA-256.
+PTH_SHA256_PREFIX = "6726825d"
+CONVERT_COMMAND = f"gantk weights convert {PTH_NAME} --out {SAFETENSORS_NAME}"
 #: The side of the square network input (Szegedy et al. 2016, Table 1).
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -52,8 +56,9 @@ _PICKLE_SUFFIXES = {".pth", ".pt", ".pkl", ".pickle", ".bin", ".ckpt", ".tar"}
 
 _HOW_TO_GET = (
     f"Download {PTH_NAME} from the GitHub releases of the pytorch-fid project ({PTH_URL}), convert it once "
-    f"to safetensors with: {CONVERT_COMMAND} (gantk never unpickles or downloads anything), then pass "
-    f"--inception-weights PATH or set the {INCEPTION_ENV} environment variable to the .safetensors file.")
+    f"to safetensors with: {CONVERT_COMMAND} (the one gantk command that reads a pickle, with "
+    f"torch.load(weights_only=True); gantk never downloads anything), then pass --inception-weights PATH or set "
+    f"the {INCEPTION_ENV} environment variable to the .safetensors file.")
 
 
 # ----------------------------------------------------------------------------- the TF-graph blocks
@@ -161,9 +166,11 @@ def resolve_inception_weights(path: str | Path | None) -> Path:
     resolved = Path(path).expanduser()
     if resolved.suffix.lower() in _PICKLE_SUFFIXES:
         raise UsageError(
-            f"'{resolved}' (from {source}) looks like a pickled PyTorch checkpoint, which gantk never reads: "
-            f"it reads the Inception-v3 weights only from a .safetensors file. Convert it once with: "
-            f"{CONVERT_COMMAND} and pass the .safetensors file with --inception-weights PATH or {INCEPTION_ENV}.")
+            f"'{resolved}' (from {source}) looks like a pickled PyTorch checkpoint, which gantk does not read here: "
+            f"it reads the Inception-v3 weights only from a .safetensors file. Convert it once with: gantk weights "
+            f"convert {resolved} --out {resolved.with_suffix('.safetensors')} (which reads it with "
+            f"torch.load(weights_only=True)) and pass the .safetensors file with --inception-weights PATH or "
+            f"{INCEPTION_ENV}.")
     if not resolved.is_file():
         raise UsageError(
             f"The Inception-v3 weights file '{resolved}' (from {source}) does not exist or is not a file. "
@@ -178,13 +185,41 @@ def _weights_error(path: Path, problem: str) -> GantkError:
         f"({PTH_URL}) with: {CONVERT_COMMAND}. Convert or copy it again, and check that it is the right file.")
 
 
-def _listing(names: list[str], limit: int = 4) -> str:
+def first_names(names: list[str], limit: int = 4) -> str:
+    """The first ``limit`` names, comma-separated, and how many more there are."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _count(names: list[str]) -> str:
     return f"{len(names)} tensor is" if len(names) == 1 else f"{len(names)} tensors are"
+
+
+def _expected_shapes() -> dict[str, torch.Size]:
+    """The names and shapes of the network's tensors (built on the meta device: no memory, no initialisation)."""
+    with torch.device("meta"):
+        model = FIDInception3()
+    return {name: tensor.shape for name, tensor in model.state_dict().items()}
+
+
+def layout_problems(tensors: Mapping[str, Tensor]) -> list[str]:
+    """What keeps ``tensors`` from loading strictly into the FID Inception-v3, a few names each: tensors missing, not
+    part of the network, or of the wrong shape. Empty when they fit; BatchNorm's step counters may be absent."""
+    expected = _expected_shapes()
+    # BatchNorm's step counters are unused in eval mode and absent from some conversions.
+    optional = {name for name in expected if name.endswith("num_batches_tracked")}
+    missing = sorted(set(expected) - set(tensors) - optional)
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(f"{name} {tuple(tensors[name].shape)} instead of {tuple(expected[name])}"
+                   for name in set(expected) & set(tensors) if tensors[name].shape != expected[name])
+    problems = []
+    if missing:
+        problems.append(f"{_count(missing)} missing ({first_names(missing)})")
+    if unexpected:
+        problems.append(f"{_count(unexpected)} not part of the network ({first_names(unexpected)})")
+    if wrong:
+        problems.append(f"{_count(wrong)} of the wrong shape ({first_names(wrong)})")
+    return problems
 
 
 def _model_from_bytes(path: Path, data: bytes) -> FIDInception3:
@@ -195,23 +230,10 @@ def _model_from_bytes(path: Path, data: bytes) -> FIDInception3:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise _weights_error(path, "it is not a complete safetensors file (truncated, corrupt, or another format"
                              + (f": {first_line}" if first_line else "") + ")") from error
-    model = FIDInception3()
-    expected = model.state_dict()
-    # BatchNorm's step counters are unused in eval mode and absent from some conversions.
-    optional = {name for name in expected if name.endswith("num_batches_tracked")}
-    missing = sorted(set(expected) - set(tensors) - optional)
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(f"{name} {tuple(tensors[name].shape)} instead of {tuple(expected[name].shape)}"
-                   for name in set(expected) & set(tensors) if tensors[name].shape != expected[name].shape)
-    problems = []
-    if missing:
-        problems.append(f"{_count(missing)} missing ({_listing(missing)})")
-    if unexpected:
-        problems.append(f"{_count(unexpected)} not part of the network ({_listing(unexpected)})")
-    if wrong:
-        problems.append(f"{_count(wrong)} of the wrong shape ({_listing(wrong)})")
+    problems = layout_problems(tensors)
     if problems:
         raise _weights_error(path, "its tensors do not match the network: " + "; ".join(problems))
+    model = FIDInception3()
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:  # e.g. a tensor of a type that cannot be copied into a parameter
@@ -244,8 +266,8 @@ def _check_images(images: Tensor) -> None:
 def to_inception_input(images: Tensor) -> Tensor:
     """gantk images (n, C, H, W) in [-1, 1], C = 1 or 3, to the network input (n, 3, 299, 299) in [-1, 1], fp32.
 
-    As in the FID reference: [0, 1] images resized bilinearly (align_corners=False) to 299x299, then
-    scaled to [-1, 1]. Values are not clipped.
+    As pytorch-fid does: [0, 1] images resized bilinearly (align_corners=False, no antialiasing) to
+    299x299, then scaled to [-1, 1]. Values are not clipped.
     """
     _check_images(images)
     x = images.to(torch.float32)
