@@ -9,6 +9,7 @@ import typer
 
 from gantk.completion import KIND_ALIASES, complete_kind, names_of
 from gantk.engine.config import OPTIONS_BY_NAME, TrainConfig, as_flags
+from gantk.engine.qualified_names import qualified_config
 from gantk.errors import GantkError, UsageError
 from gantk.names import close_matches
 from gantk.registry import KINDS, Entry, get_registry
@@ -89,9 +90,19 @@ def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JS
 
 def presets_command(
     name: Optional[str] = typer.Argument(None, help="Show one preset.", autocompletion=names_of("preset")),
+    export: bool = typer.Option(False, "--export", help="Print the preset NAME as a config file to edit and pass to "
+                                "'gantk train --config': the config.json 'gantk train --preset NAME' writes (JSON, "
+                                "every training option)."),
 ) -> None:
     """List presets and the training options each one sets (flags given to 'gantk train' override them)."""
     registry = get_registry()
+    if export:
+        if name is None:
+            raise UsageError("--export prints one preset as a config file: name it, e.g. 'gantk presets --export "
+                             "wgan-gp > wgan-gp.json', then edit the file and train with 'gantk train --config "
+                             "wgan-gp.json'.")
+        typer.echo(json.dumps(exported_preset(registry.get("preset", name)), indent=2))
+        return
     entries = [registry.get("preset", name)] if name else registry.list("preset")
     broken = 0
     for entry in entries:
@@ -117,6 +128,13 @@ def preset_options(entry: Entry) -> dict:
                          "which 'gantk train' has no option for.")
     TrainConfig.from_options(options)  # values a run would refuse
     return options
+
+
+def exported_preset(entry: Entry) -> dict:
+    """The config.json that 'gantk train --preset NAME' writes: the preset applied on the defaults (every option,
+    so the file shows all there is to edit and does not change when the preset or a default does), names qualified."""
+    config = TrainConfig.from_options({**preset_options(entry), "preset": entry.qualified_name})
+    return qualified_config(config, get_registry()).to_json_dict()
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""``gantk train``: pick components by name, override a preset with flags, train, export.
+"""``gantk train``: pick components by name, start from a preset or a config file, override with flags, train.
 
 The training options are not written out here: the command's signature is built from the
 :class:`~gantk.engine.config.TrainConfig` fields' metadata (:data:`~gantk.engine.config.TRAIN_OPTIONS`),
@@ -16,7 +16,8 @@ import typer
 
 from gantk.cli.listing import preset_options
 from gantk.completion import names_of
-from gantk.engine.config import RESUMABLE, TRAIN_OPTIONS, TrainConfig, apply_overrides, option_for
+from gantk.engine.config import RESUMABLE, TRAIN_OPTIONS, TrainConfig, option_for
+from gantk.engine.config_file import layered_options, read_config_file
 from gantk.engine.qualified_names import as_typed, names_on_resume, qualified_config
 from gantk.engine.run_dir import find_run, is_main_process, launched_by_torchrun, new_run_dir
 from gantk.engine.train_options import SWITCH, CliOption, negated
@@ -53,6 +54,10 @@ def resumed_config(saved: TrainConfig, explicit: dict, run_dir: Path) -> TrainCo
 def _run_options(
     preset: Optional[str] = typer.Option(None, help="A named bundle of options (see 'gantk presets'); flags override it.",
                                          autocompletion=names_of("preset")),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="Read training options from this JSON or TOML file, with the keys of a run's "
+                               "config.json ('--config runs/X/config.json' trains run X again). It overrides the "
+                               "preset (--preset, or the one the file names); flags override it."),
     name: Optional[str] = typer.Option(None, help="Run name (default: <gen>-<dataset>-<time>)."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where runs are written."),
     resume: Optional[str] = typer.Option(None, help="Continue this run (a directory or a name under --runs-dir)."),
@@ -78,9 +83,10 @@ def _typer_parameter(option: CliOption) -> inspect.Parameter:
 
 
 def _command_signature() -> inspect.Signature:
-    """--preset, then every training option in TrainConfig's order, then --name, --runs-dir, --resume, --quiet, --nproc."""
-    preset, *others = inspect.signature(_run_options, eval_str=True).parameters.values()
-    parameters = [preset, *map(_typer_parameter, TRAIN_OPTIONS), *others]
+    """--preset and --config, then every training option in TrainConfig's order, then --name, --runs-dir, --resume,
+    --quiet, --nproc."""
+    preset, config_file, *others = inspect.signature(_run_options, eval_str=True).parameters.values()
+    parameters = [preset, config_file, *map(_typer_parameter, TRAIN_OPTIONS), *others]
     return inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters])
 
 
@@ -90,15 +96,37 @@ def explicit_options(arguments: dict[str, Any]) -> dict[str, Any]:
     return {option.name: option.parse(raw) for option, raw in given.items() if raw is not None and raw != []}
 
 
-def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path, resume: Optional[str], quiet: bool,
-                  nproc: int, **arguments: Any) -> None:
+def new_run_config(preset: Optional[str], config_file: Optional[Path], explicit: dict[str, Any]) -> TrainConfig:
+    """A new run's configuration, names as given: defaults < the preset < the --config file < the flags.
+
+    The preset is ``--preset``, or else the one the file names (its ``preset`` key); the rules of each layer are
+    :func:`~gantk.engine.config_file.layered_options`'.
+    """
+    from_file = read_config_file(config_file) if config_file is not None else {}
+    named_in_file = from_file.pop("preset", None)
+    from_the_file = not preset and bool(named_in_file)
+    preset = preset or named_in_file  # --preset replaces the file's
+    try:
+        options = preset_options(get_registry().get("preset", preset)) if preset else {}  # checked, naming the preset
+    except UsageError as error:
+        if not from_the_file:
+            raise
+        raise UsageError(f"{error} The preset is named by the key 'preset' in '{config_file}': fix that key, or "
+                         "remove it.") from error
+    return TrainConfig.from_options({**layered_options(options, from_file, explicit), "preset": preset})
+
+
+def train_command(*, preset: Optional[str], config_file: Optional[Path], name: Optional[str], runs_dir: Path,
+                  resume: Optional[str], quiet: bool, nproc: int, **arguments: Any) -> None:
     """Train a GAN chosen by name. With no options: a DCGAN on the embedded MNIST digits."""
     if nproc > 1 and not launched_by_torchrun():
         from gantk.cli.torchrun import train_in_processes
 
         flags = [part for key, value in explicit_options(arguments).items()  # "--gen dcgan" → "--gen", "dcgan"
                  for flag in option_for(key, value).as_flags(value) for part in flag.split(" ", 1)]
-        run_flags = [*(["--preset", preset] if preset else []), *(["--name", name] if name is not None else []),
+        run_flags = [*(["--preset", preset] if preset else []),
+                     *(["--config", str(config_file)] if config_file is not None else []),
+                     *(["--name", name] if name is not None else []),
                      "--runs-dir", str(runs_dir), *(["--resume", resume] if resume is not None else []),
                      *(["--quiet"] if quiet else [])]
         raise typer.Exit(train_in_processes(nproc, ["train", *run_flags, *flags]))
@@ -108,6 +136,10 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
 
     explicit = explicit_options(arguments)
     if resume is not None:
+        if config_file is not None:
+            raise UsageError("--config starts a new run from a file, while --resume continues a run with its own "
+                             "saved config.json. Drop --config (the options that may change on resume are given as "
+                             "flags), or drop --resume to start a new run from the file.")
         if name is not None or preset:
             raise UsageError("--resume continues an existing run under its own name and settings; drop "
                              f"{'--name' if name is not None else '--preset'}, or start a new run without --resume.")
@@ -115,8 +147,7 @@ def train_command(*, preset: Optional[str], name: Optional[str], runs_dir: Path,
         config = shown = resumed_config(TrainConfig.load(found / "config.json"), explicit, found)
         run_dir_claimed = nullcontext(found)
     else:
-        options = preset_options(get_registry().get("preset", preset)) if preset else {}  # checked, naming the preset
-        config = TrainConfig.from_options({**apply_overrides(options, explicit), "preset": preset})
+        config = new_run_config(preset, config_file, explicit)
         shown = config  # the names as the user gave them, for the last message
         config = qualified_config(config, get_registry())  # config.json records package:name for every plugin
         stem = f"{config.gen.rpartition(':')[2]}-{config.dataset.rpartition(':')[2]}"

@@ -8,6 +8,7 @@ below. ``config.json`` in the run directory is ``TrainConfig.to_dict()``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 from dataclasses import dataclass, field
@@ -240,17 +241,16 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """A config from fields (``to_dict()``'s form); an unknown field or a value of the wrong type is a UsageError."""
         if not isinstance(data, dict):
-            raise UsageError(f"A training configuration is an object of options, got {_json_type(data)}.")
+            raise UsageError(f"A training configuration is an object of options, got {json_type(data)}.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(
                 f"Unknown training option(s) {', '.join(unknown)}. Valid options: {', '.join(sorted(known))}.")
-        hints = get_type_hints(cls)
         for name, value in data.items():
-            if not _fits(value, hints[name]):
-                raise UsageError(f"The training option '{name}' must be {_describe(hints[name])}, got {value!r} "
-                                 f"({_json_type(value)}).")
+            problem = type_mismatch(name, value)
+            if problem:
+                raise UsageError(f"The training option '{name}' {problem}.")
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -311,7 +311,23 @@ def _describe(hint: Any) -> str:
     return words.get(get_origin(hint) or hint, str(hint))
 
 
-def _json_type(value: Any) -> str:
+@functools.lru_cache(maxsize=None)
+def field_types() -> dict[str, Any]:
+    """TrainConfig's fields and their types (its annotations, resolved once)."""
+    return get_type_hints(TrainConfig)
+
+
+def type_mismatch(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the TrainConfig field ``name`` ("must be an integer, got '10' (a string)"), or None
+    when its type fits."""
+    hint = field_types()[name]
+    if _fits(value, hint):
+        return None
+    return f"must be {_describe(hint)}, got {value!r} ({json_type(value)})"
+
+
+def json_type(value: Any) -> str:
+    """A JSON value's kind in words ("a string", "an integer", "null"), for an error message."""
     names = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list",
              tuple: "a list", dict: "an object", type(None): "null"}
     return names.get(type(value), type(value).__name__)
