@@ -1108,10 +1108,14 @@ def environment() -> list[Case]:
                                         w.deny(w.path("secret"), errno.EACCES, on="read"))),
         c("eperm-runs-dir", "train {gan1d} --runs-dir {tmp}/perm", 1, "{tmp}/perm", "ermi",
           setup=deny("perm", errno.EPERM)),
-        c("eisdir-sample-out", "sample {export} --out {tmp}/adir.png", 1, "{tmp}/adir.png",
+        # an existing folder is a folder of PNG files to write (gantk sample --out DIR/): not for vector samples
+        c("eisdir-sample-out", "sample {export} --out {tmp}/adir.png", 2, "{tmp}/adir.png", "not pictures", ".npz",
           setup=lambda w: w.folder("adir.png")),
-        c("eisdir-export-out", "export {run} --out {tmp}/adir", 1, "{tmp}/adir", setup=lambda w: w.folder("adir"),
-          keep=("{run}",)),
+        # an existing folder is a model directory to write (gantk export --out DIR/): refused when not empty
+        c("nonempty-dir-export-out", "export {run} --out {tmp}/adir", 2, "{tmp}/adir", "--overwrite",
+          setup=lambda w: w.write("adir/notes.txt", "mine"), keep=("{run}", "{tmp}/adir")),
+        c("erofs-export-dir-out", "export {run} --out {tmp}/ro/model/", 1, "{tmp}/ro", "read-only",
+          setup=deny("ro", errno.EROFS), keep=("{run}",)),
         c("eisdir-eval-out", eval_to + "{tmp}/adir", 1, "{tmp}/adir", setup=lambda w: w.folder("adir"),
           check=json_printed),
         c("eisdir-interpolate-out", "interpolate {export} --out {tmp}/adir.png", 1, "{tmp}/adir.png",

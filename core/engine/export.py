@@ -4,7 +4,9 @@ The file holds the generator's weights and, in its metadata header: ``format=pt`
 ``gantk.version``, ``gantk.kind`` (``generator``), ``gantk.name`` (the registry name),
 ``gantk.plugin`` (``package==version`` of the plugin that provides it) and ``gantk.config``
 (JSON: the factory's options, the DataSpec and the latent size). :func:`load_generator` looks
-the name up in the registry, rebuilds the module and loads the weights strictly.
+the name up in the registry, rebuilds the module and loads the weights strictly. It also reads a model
+directory (``gantk export RUN --out DIR/``, :mod:`gantk.engine.model_dir`): its ``model.safetensors`` is
+this file.
 
 A file's config is not trusted: :func:`load_generator` first builds the network on the meta
 device (shapes only, nothing allocated), compares every tensor name and shape with the file's
@@ -29,6 +31,7 @@ from gantk import memory_budget
 from gantk.errors import GantkError, UnknownNameError
 from gantk.protocols import ComponentRecord, DataSpec
 from gantk.engine.footprint import on_meta, parameter_bytes
+from gantk.engine.model_dir import check_config_matches, model_file
 from gantk.engine.safetensors_io import read_metadata, read_safetensors, write_safetensors
 
 
@@ -61,6 +64,12 @@ class ExportedGenerator:
 
     @classmethod
     def read(cls, path: Path) -> "ExportedGenerator":
+        """The export at ``path``: a generator file, or a model directory (its ``model.safetensors``, whose
+        ``config.json`` must describe the same generator)."""
+        if Path(path).is_dir():
+            exported = cls.read(model_file(path))
+            check_config_matches(path, exported.metadata)
+            return exported
         metadata = read_metadata(path)
         if metadata.get("gantk.kind") == "translator":
             raise GantkError(f"'{path}' is a translator export (both directions of an image translation), not a "
@@ -148,13 +157,15 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu", regi
     The network is first built on the meta device from the file's config and checked against the
     file's tensor names and shapes and against the memory available, so a forged or damaged file is
     refused before anything is allocated. The module is returned in eval mode on ``device``; its
-    ``spec`` attribute is the DataSpec it generates for. Example::
+    ``spec`` attribute is the DataSpec it generates for. ``path`` is a generator file or a model directory
+    (``gantk export RUN --out DIR/``: its ``model.safetensors``). Example::
 
         generator = gantk.load_generator("runs/latest/generator.safetensors")
         images = generator(torch.randn(16, generator.z_dim))
     """
     path = Path(path)
     exported = ExportedGenerator.read(path)
+    path = model_file(path) if path.is_dir() else path
     skeleton = on_meta(lambda: build_generator(exported, registry))
     if skeleton is not None:  # None: the plugin cannot build on meta; its tensors are still checked below
         check_tensor_shapes(path, exported, {name: tuple(t.shape) for name, t in skeleton.state_dict().items()})
