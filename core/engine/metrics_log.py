@@ -3,7 +3,9 @@
 :class:`MetricsLog` holds each step's detached 0-dim loss tensors. :meth:`flush` copies the
 whole window to the host in one transfer, checks every value is finite (naming the first step
 and term that is not), appends the window's means to ``metrics.jsonl`` and returns them.
-:func:`cut_metrics` cuts ``metrics.jsonl`` back to the step a run resumes from.
+:func:`cut_metrics` cuts ``metrics.jsonl`` back to the step a run resumes from. With TensorBoard
+every value also goes there as a scalar, and :meth:`MetricsLog.write_picture` adds images (the
+sample grids).
 """
 
 from __future__ import annotations
@@ -110,6 +112,13 @@ class MetricsLog:
     def write(self, step: int, values: dict[str, float]) -> None:
         """One metrics.jsonl line (and TensorBoard scalars) of already-computed values, e.g. evaluations."""
         self._emit({"step": step, **values})
+
+    def write_picture(self, step: int, tag: str, pixels: Tensor) -> None:
+        """A picture, uint8 pixels (C, H, W), to TensorBoard as the image ``tag`` at ``step`` (nothing without
+        TensorBoard)."""
+        if self.writer is not None:
+            self.writer.add_image(tag, pixels, step)  # uint8: stored as given, no rescaling
+            self.writer.flush()
 
     def exclude(self, seconds: float) -> None:
         """Leave ``seconds`` spent outside training (an evaluation) out of the current window's steps/s."""

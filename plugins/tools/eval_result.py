@@ -75,13 +75,17 @@ def build_metrics(names: list[str], registry: Registry, common: dict[str, Any],
 
 
 def evaluate(target: EvaluationTarget, metrics: dict[str, Any], *, device: str | torch.device = "cpu") -> dict:
-    """Run the metrics on the target's generator; the JSON-ready result with values and protocols."""
+    """Run the metrics on the target's generator; the JSON-ready result with values and protocols, when it started
+    (local time) and which weights were scored (EMA or trained, the step, as the export records them)."""
     generator = load_generator(target.generator_path, device=device)
-    started = time.perf_counter()
+    exported = ExportedGenerator.read(target.generator_path).config
+    when, started = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
     values = run_metrics(metrics, generator, target.dataset, device, shared={})
     protocols = {name: metric.protocol or {"metric": name} for name, metric in metrics.items()}
     return {
-        "generator": str(target.generator_path), "run": str(target.run_dir) if target.run_dir else None,
+        "time": when, "generator": str(target.generator_path),
+        "weights": {key: exported[key] for key in ("ema", "step") if key in exported},
+        "run": str(target.run_dir) if target.run_dir else None,
         "dataset": target.dataset.spec.name, "values": values, "protocol": protocols,
         "device": str(device), "seconds": round(time.perf_counter() - started, 3), "gantk_version": gantk.__version__,
     }

@@ -6,6 +6,9 @@ A conditional generator gets one row per class (the same latent path in every ro
 :data:`MAX_CLASS_ROWS` classes) or, with ``label``, one row of that class. For vector data the
 picture is a plot instead: :data:`SCATTER_SAMPLES` generated samples over the data set's modes
 (ring8, grid25) with the interpolation path drawn through them.
+
+An animated GIF (``.gif``, images only) walks the same path: frame t is column t of the strip (frame t of
+every row), shown :data:`FRAME_MS` milliseconds by default, looping.
 """
 
 from __future__ import annotations
@@ -16,13 +19,20 @@ import torch
 from torch import Tensor, nn
 
 import gantk
-from gantk.engine.sampling import check_samples_fit, class_labels
+from gantk.engine.sampling import check_samples_fit, class_labels, sample_grid
 from gantk.errors import UsageError
-from gantk.plugins.tools.pictures import pyplot, save_figure
+from gantk.options import positive_int
+from gantk.plugins.tools.image_files import check_picture_channels, write_gif
+from gantk.plugins.tools.pictures import OUTPUT_SUFFIXES, pyplot, save_figure
 
 INTERPOLATION_STEPS = 10
 MAX_CLASS_ROWS = 10
 SCATTER_SAMPLES = 2000
+#: how long each frame of an animated GIF shows, in milliseconds (10 frames a second)
+FRAME_MS = 100
+#: what to write instead of a GIF when the frames are not pictures
+GIF_INSTEAD = ("Write a plot of the path with --out walk.png, or the raw frames with --out walk.npz (read them with "
+               "numpy.load).")
 
 
 # ------------------------------------------------------------------ interpolation maths
@@ -76,18 +86,35 @@ def interpolate(generator: nn.Module, *, steps: int = INTERPOLATION_STEPS, seed:
 
 
 def save_interpolation(generator: nn.Module, out: Path, *, steps: int = INTERPOLATION_STEPS, seed: int = 0,
-                       label: int | None = None, device: str | torch.device = "cpu") -> Path:
-    """Write the interpolation: a strip of images (one row per class), or a plot for vector data.
+                       label: int | None = None, device: str | torch.device = "cpu", frame_ms: int = FRAME_MS) -> Path:
+    """Write the interpolation: a strip of images (one row per class), an animated GIF of it (``.gif``, ``frame_ms``
+    milliseconds a frame), or a plot for vector data.
 
     ``.npz``/``.safetensors`` get the raw frames and labels, as ``gantk sample`` writes them.
     """
     from gantk.plugins.tools.pictures import write_samples
 
     out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (*OUTPUT_SUFFIXES, ".gif"):
+        raise UsageError(f"Cannot write an interpolation to '{out}': use a file name ending in .png (a strip, or a "
+                         "plot for vector data), .gif (an animation), .npz or .safetensors (the raw frames).")
+    if suffix == ".gif":
+        check_picture_channels(generator.spec, f"An animated GIF ('{out}')", GIF_INSTEAD)
+        positive_int("", "--frame-ms", frame_ms, hint="how many milliseconds each frame shows")
+        frames, _, _ = interpolate(generator, steps=steps, seed=seed, label=label, device=device)
+        return write_gif(strip_columns(frames, steps, generator.spec.channels), out, frame_ms)
     frames, labels, _ = interpolate(generator, steps=steps, seed=seed, label=label, device=device)
     if generator.spec.is_image or out.suffix.lower() != ".png":
         return write_samples(frames, labels, generator.spec, out, nrow=steps)
     return _save_vector_interpolation(generator, frames, steps, seed, out, device)
+
+
+def strip_columns(frames: Tensor, steps: int, channels: int) -> list[Tensor]:
+    """The columns of the strip of ``frames`` (rows × ``steps``, row-major) as pictures of uint8 pixels: column t
+    holds frame t of every row, top to bottom (one image, unpadded, for a single row); grey frames keep one
+    channel."""
+    return [sample_grid(frames[t::steps], nrow=1)[:channels] for t in range(steps)]  # frames t, t + steps, ...
 
 
 def known_modes(name: str) -> Tensor | None:

@@ -2,8 +2,10 @@
 
 The page holds, top to bottom: a table of the run's configuration and ``summary.json``; the loss
 curves (one plot per network, one line per term) and the evaluation metric curves (one plot per
-``eval/<key>``) from ``metrics.jsonl``; the sample grids over time (``samples/*.png``, at most
-:data:`MAX_SAMPLE_PICTURES`, evenly spaced, the last always included); and a latent interpolation
+``eval/<key>``) from ``metrics.jsonl``, with a table of the ``gantk eval`` results saved in
+``eval/*.json`` (when, the weights, the values, the protocol); the sample grids over time
+(``samples/*.png``, at most :data:`MAX_SAMPLE_PICTURES`, evenly spaced, the last always included); and a
+latent interpolation
 from ``generator.safetensors``. Images are PNG files beside the page, referenced by relative
 paths; the page has no script and loads nothing from the network. A piece the run does not have
 yet (no metrics, no samples, no generator, no summary) is a sentence on the page, not an error.
@@ -18,6 +20,7 @@ import json
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,11 @@ SUMMARY_LABELS = {"steps": "steps reached", "seconds": "wall time (s)", "steps_p
                   "precision": "precision used", "device": "device used", "threads": "CPU threads"}
 #: Evaluation keys that are bookkeeping, not scores: listed in the table, not plotted.
 UNPLOTTED_EVAL_KEYS = {"eval/n"}
+#: where ``gantk eval`` saves a run's results (plugins/tools/eval_command.py)
+EVAL_DIR = "eval"
+#: protocol entries the table of ``gantk eval`` results leaves to the JSON files (the checksums, ``*_sha256``, too)
+UNLISTED_PROTOCOL_KEYS = {"metric", "dataset", "data_fingerprint", "gantk_version", "classifier"}
+_EVAL_STAMP = re.compile(r"^(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)")
 _STEP_PICTURE = re.compile(r"step_(\d+)\.png$")
 _OWN_PICTURE = re.compile(r"^(loss_[dg]|metric_.+|step_\d+|interpolation)\.png$")
 
@@ -110,6 +118,31 @@ def evenly_spaced(items: list, limit: int) -> list:
     return [items[p] for p in picks]
 
 
+def eval_results(run: Path) -> tuple[list[tuple[str, str, dict[str, Any]]], int]:
+    """``(time, file name, result)`` of each ``gantk eval`` result in ``run/eval/*.json``, oldest first, and how many
+    of those files are not a result (unreadable, or without ``values``)."""
+    found, unreadable = [], 0
+    for path in sorted((run / EVAL_DIR).glob("*.json")):
+        result = read_json(path)
+        if result is None or not isinstance(result.get("values"), dict):
+            unreadable += 1
+            continue
+        found.append((_eval_time(path, result), path.name, result))
+    return sorted(found, key=lambda item: item[:2]), unreadable
+
+
+def _eval_time(path: Path, result: dict[str, Any]) -> str:
+    """When a result was computed (local time): as recorded, else from its default name ``YYYYmmdd-HHMMSS.json``,
+    else the file's modification time."""
+    if isinstance(result.get("time"), str):
+        return result["time"]
+    stamp = _EVAL_STAMP.match(path.name)
+    if stamp:
+        year, month, day, hour, minute, second = stamp.groups()
+        return f"{year}-{month}-{day} {hour}:{minute}:{second}"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(path.stat().st_mtime))
+
+
 def sample_pictures(run: Path) -> list[tuple[int, Path]]:
     """``(step, path)`` of the run's ``samples/step_XXXXXX.png``, by step."""
     found = []
@@ -159,7 +192,7 @@ def build_report(run: Path, out: Path | None = None, *, device: str | torch.devi
         f"<p class='path'>{_e(str(run.resolve()))}</p>",
         _section("run", "Run", _run_table(config, components, summary)),
         _section("losses", "Losses", _losses(records, unreadable, out)),
-        _section("metrics", "Evaluation metrics", _metrics(records, out)),
+        _section("metrics", "Evaluation metrics", _metrics(records, out) + _eval_table(run)),
     ]
     if "translator" in components:  # a translation run: its pictures are translations, and it has no latent space
         body.append(_section("samples", "Translations over time",
@@ -273,8 +306,8 @@ def _metrics(records: list[dict] | None, out: Path) -> str:
     curves = series(records or [], is_plotted_eval_key)
     seen = list(dict.fromkeys(key for record in records or [] for key in record if is_plotted_eval_key(key)))
     if not seen:
-        return _missing("No evaluation metrics: the run was trained without --eval-every (or has not evaluated "
-                        "yet). Train with e.g. --eval-every 500 --eval-metrics accuracy to see them here.")
+        return _missing("No evaluation metrics during training: the run was trained without --eval-every (or has not "
+                        "evaluated yet). Train with e.g. --eval-every 500 --eval-metrics accuracy to see them here.")
     parts = []
     used: set[str] = set()
     for key, points in curves.items():
@@ -289,6 +322,58 @@ def _metrics(records: list[dict] | None, out: Path) -> str:
     if unplottable:
         parts.append(_missing(f"Not plotted, no finite value yet: {', '.join(unplottable)}."))
     return "\n".join(parts)
+
+
+def _eval_table(run: Path) -> str:
+    """The ``gantk eval`` results saved in the run folder, one row each: when, the weights, the data set, the values
+    and each metric's protocol as recorded (per-class values and checksums stay in the files)."""
+    results, unreadable = eval_results(run)
+    parts = []
+    if results:
+        header = ("time", "weights evaluated", "data set", "values", "protocol", "file")
+        rows = ["<tr>" + "".join(f"<th>{_e(name)}</th>" for name in header) + "</tr>"]
+        for when, name, result in results:
+            values = result["values"]
+            cells = (when, _weights_evaluated(run, result), result.get("dataset", "?"),
+                     "\n".join(f"{key} {_number(value)}" for key, value in values.items() if "/" not in key),
+                     _protocols(result.get("protocol")), f"{EVAL_DIR}/{name}")
+            rows.append("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in cells) + "</tr>")
+        parts.append("<h3>Results of gantk eval</h3>\n<table class='evals'>\n" + "\n".join(rows) + "\n</table>")
+    if unreadable:
+        parts.append(_missing(f"{unreadable} file(s) in {EVAL_DIR}/ could not be read as gantk eval results and "
+                              "were skipped."))
+    return "".join("\n" + part for part in parts)
+
+
+def _weights_evaluated(run: Path, result: dict[str, Any]) -> str:
+    """The generator file (relative to the run when inside it), with the weights and step its export recorded."""
+    recorded = str(result.get("generator", "?"))
+    shown = recorded
+    for base in (run.resolve(), run):
+        try:
+            shown = Path(recorded).relative_to(base).as_posix()
+            break
+        except ValueError:
+            continue
+    weights = result.get("weights") if isinstance(result.get("weights"), dict) else {}
+    details = []
+    if "ema" in weights:
+        details.append("EMA weights" if weights["ema"] else "trained weights")
+    if "step" in weights:
+        details.append(f"step {weights['step']}")
+    return shown + (f" ({', '.join(details)})" if details else "")
+
+
+def _protocols(protocols: Any) -> str:
+    """One line per metric: ``fid: extractor=raw, feature_dim=64, real_samples=100, ...``."""
+    if not isinstance(protocols, dict):
+        return ""
+    lines = []
+    for metric, protocol in protocols.items():
+        shown = {key: value for key, value in protocol.items()
+                 if key not in UNLISTED_PROTOCOL_KEYS and not key.endswith("sha256")} if isinstance(protocol, dict) else {}
+        lines.append(f"{metric}: {_options(shown)}" if shown else str(metric))
+    return "\n".join(lines)
 
 
 #: What a translation run's pictures show (the cyclegan procedure's previews).
@@ -349,9 +434,11 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #222; }}
 h1 {{ margin-bottom: 0; }}
 .path {{ color: #666; font-family: monospace; margin-top: 0.2em; }}
-table.run {{ border-collapse: collapse; }}
-table.run th, table.run td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }}
-table.run th {{ background: #f4f4f4; font-weight: normal; }}
+table.run, table.evals {{ border-collapse: collapse; }}
+table.run th, table.run td, table.evals th, table.evals td {{ border: 1px solid #ccc; padding: 0.25em 0.6em;
+  text-align: left; vertical-align: top; }}
+table.run th, table.evals th {{ background: #f4f4f4; font-weight: normal; }}
+table.evals td {{ white-space: pre-line; font-size: 0.9em; }}
 figure {{ display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }}
 figure img {{ max-width: 100%; border: 1px solid #ddd; }}
 .pixels img {{ image-rendering: pixelated; }}
