@@ -8,8 +8,11 @@ everything around them:
   checked for NaN/inf and appended to ``metrics.jsonl``;
 - every ``sample_every`` steps samples from fixed noise (EMA generator if any) go to the monitor
   plugins: the ``pictures`` tool writes them as ``samples/step_XXXXXX.png``, ``diversity`` logs their spread;
+  with ``--tensorboard`` the same grid (image data) goes to TensorBoard as the image ``samples``;
 - every ``checkpoint_every`` steps an atomic checkpoint, after the losses were checked, so the
   newest checkpoint is always a finite one;
+- samples, evaluations and checkpoints run as pauses of the progress display (:mod:`~gantk.engine.progress`):
+  its steps/s and ETA count training time, and the ETA adds the pauses still to come;
 - Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with code 130;
 - at the end the generator (EMA weights when present) is exported to ``generator.safetensors``.
 
@@ -41,7 +44,7 @@ import torch
 
 from gantk.engine.atomic_files import write_json
 from gantk.engine.build import TRAINING_FIX, build_training_data, check_names, resolve_device
-from gantk.engine.qualified_names import names_on_resume
+from gantk.engine.qualified_names import as_typed, names_on_resume
 from gantk.engine.checkpoint import Checkpoint, remove_partial_files, restore_newest, save_checkpoint, why_none_usable
 from gantk.engine.config import RESUMABLE, TrainConfig, parse_duration
 from gantk.engine.cpu_share import ThreadShare
@@ -60,7 +63,7 @@ from gantk.engine.precision import PrecisionPolicy
 from gantk.engine.progress import TrainingProgress
 from gantk.engine.run_dir import already_exists, is_main_process, is_unused, launched_by_torchrun, point_latest
 from gantk.engine.run_lock import RunLock
-from gantk.engine.sampling import evaluating
+from gantk.engine.sampling import evaluating, sample_grid
 from gantk.engine.scoring import PeriodicEvaluation, lower_is_better, metric_names_for
 from gantk.engine.setup import Setup
 from gantk.distributed import world_size
@@ -314,16 +317,33 @@ class Trainer:
             values = monitor(samples, self.step)
             if values:
                 log.write(self.step, values)
+        if log.writer is not None and self.spec.is_image:  # TensorBoard gets the grid samples/step_XXXXXX.png holds
+            row = self.procedure.preview_row if self.previews else self.grid_row
+            log.write_picture(self.step, "samples", sample_grid(samples, row))
 
-    def evaluate(self, log: MetricsLog) -> dict[str, float]:
-        """Score the sampling generator with the --eval-metrics; log them as ``eval/<key>``."""
+    def evaluate(self, log: MetricsLog, progress: TrainingProgress) -> dict[str, float]:
+        """Score the sampling generator with the --eval-metrics; log them as ``eval/<key>``. ``progress`` shows a
+        status line, then the values, and leaves the time out of steps/s (as ``log`` does)."""
         started = time.perf_counter()
-        self.last_evaluation = self.evaluation(self.sample_generator())
-        log.write(self.step, self.last_evaluation)
-        if self.best is not None:
-            self.best.update(self.step, self.last_evaluation)
+        status = f"evaluating {as_typed(', '.join(self.evaluation.metrics))} at step {self.step}"
+        with progress.paused("evaluation", status):
+            self.last_evaluation = self.evaluation(self.sample_generator())
+            log.write(self.step, self.last_evaluation)
+            if self.best is not None:
+                self.best.update(self.step, self.last_evaluation)
+            progress.note(self.last_evaluation)
         log.exclude(time.perf_counter() - started)
         return self.last_evaluation
+
+    def _periodic_jobs(self) -> dict[str, int]:
+        """What the loop does besides training, and every how many steps (and at the last step): the progress
+        display times them apart and expects them in its ETA."""
+        jobs = {"checkpoint": self.config.checkpoint_every}
+        if self.monitors:
+            jobs["samples"] = self.config.sample_every
+        if self.evaluation is not None:
+            jobs["evaluation"] = self.config.eval_every
+        return jobs
 
     def export(self, path: Path | None = None, extra: dict | None = None) -> Path | None:
         """The exported module (EMA when on) as safetensors: ``generator.safetensors`` (or
@@ -379,14 +399,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             config.save(self.run_dir / "config.json")
             self._save_components()
-        progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main)
+        progress = TrainingProgress(config.steps, self.step, enabled=self.show_progress and self.main,
+                                    periodic=self._periodic_jobs())
         for module in self.procedure.modules().values():
             module.train()
         first_step = self.step
         deadline = started + parse_duration(config.time_limit, "--time-limit") if config.time_limit else math.inf
-        if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
-            progress.note(self.evaluate(log))
         try:
+            if self.evaluation is not None and self.step == 0:  # a baseline, and a check before any training time
+                self.evaluate(log, progress)
             with _StopRequest() as stop, allocation_failures_reported("Training", TRAINING_FIX):
                 while self.step < config.steps:
                     values = self.procedure.run(self.step + 1)
@@ -405,11 +426,13 @@ class Trainer:
                     if self.step % config.log_every == 0 or checkpoint_due:
                         progress.report(self.step, log.flush(kept=self._kept_message()))
                     if self.step % config.sample_every == 0 or last:
-                        self.watch_samples(log)
+                        with progress.paused("samples"):
+                            self.watch_samples(log)
                     if self.evaluation is not None and (self.step % config.eval_every == 0 or last):
-                        progress.note(self.evaluate(log))
+                        self.evaluate(log, progress)
                     if checkpoint_due:
-                        self.save_checkpoint()
+                        with progress.paused("checkpoint"):
+                            self.save_checkpoint()
                     if stopping:
                         raise TrainingInterrupted(
                             f"Interrupted at step {self.step}; the run was saved to {self.run_dir}. Continue it with "

@@ -6,7 +6,9 @@ for a seed, on a seeded 90 % of the samples, and measures its accuracy on the ot
 weights are cached as safetensors (never pickle) under a name made from the data set's name, a
 SHA-256 of its samples and labels, and the seed; the metadata header records what they were
 trained on. A cache file that is unreadable, or that was made for other data, another seed or
-another recipe, is retrained and replaced, never an error.
+another recipe, is retrained and replaced, never an error. Training shows its progress (steps, rate,
+ETA), then says where the file is cached; a cache hit names the file once per process
+(:mod:`gantk.engine.progress`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 import gantk
 from gantk.errors import GantkError, UsageError
 from gantk.protocols import Dataset, signed_unit
+from gantk.engine.progress import notice, one_time_work
 from gantk.engine.safetensors_io import read_safetensors, write_safetensors
 from gantk.engine.sampling import evaluating
 
@@ -37,6 +40,8 @@ HOLDOUT_SHARE = 0.1
 #: The smallest image side the classifier accepts (one 2x pooling must leave at least 4x4).
 MIN_SIDE = 8
 CACHE_ENV = "GANTK_CACHE_DIR"
+#: Cache files this process has named ("Using the cached classifier at ..." comes once per file).
+_announced: set[Path] = set()
 
 
 class ImageClassifier(nn.Module):
@@ -133,11 +138,13 @@ def split_indices(n: int, seed: int) -> tuple[Tensor, Tensor]:
 
 def train_classifier(samples: Tensor, labels: Tensor, num_classes: int, *, seed: int = 0,
                      device: str | torch.device = "cpu", epochs: int = 6, min_steps: int = 300,
-                     max_steps: int = 3000, batch_size: int = 128, lr: float = 3e-3) -> tuple[ImageClassifier, float]:
+                     max_steps: int = 3000, batch_size: int = 128, lr: float = 3e-3,
+                     on_step: Callable[[int, int], None] | None = None) -> tuple[ImageClassifier, float]:
     """Train an :class:`ImageClassifier` with Adam and a cosine learning-rate decay; return it and its held-out accuracy.
 
     ``epochs`` passes over the 90 % training split, but at least ``min_steps`` and at most
     ``max_steps`` updates. Deterministic for a seed on the CPU; the global RNG is left untouched.
+    ``on_step(done, total)`` is called after each update (progress).
     """
     train, held_out = split_indices(len(samples), seed)
     with torch.random.fork_rng(devices=[]):
@@ -163,6 +170,8 @@ def train_classifier(samples: Tensor, labels: Tensor, num_classes: int, *, seed:
             loss.backward()
             optimizer.step()
             schedule.step()
+            if on_step is not None:
+                on_step(step + 1, steps)
     model.eval()
     predicted = classify(model, samples[held_out], device=device)
     return model, float((predicted == labels[held_out]).float().mean())
@@ -243,8 +252,9 @@ def load_or_train_classifier(dataset: Dataset, *, cache_dir: Path | str | None =
                              device: str | torch.device = "cpu") -> tuple[ImageClassifier, ClassifierInfo]:
     """The classifier of ``dataset`` (in eval mode, on ``device``) and a :class:`ClassifierInfo`.
 
-    Loaded from ``cache_dir`` (default :func:`default_cache_dir`) when a matching file is there,
-    else trained (see :func:`train_classifier`) and written there atomically.
+    Loaded from ``cache_dir`` (default :func:`default_cache_dir`) when a matching file is there
+    (named once per process), else trained with its progress shown (see :func:`train_classifier`) and
+    written there atomically.
     """
     require_labelled_images(dataset, "The conditional-accuracy metric")
     digest = data_sha256(dataset)
@@ -254,11 +264,18 @@ def load_or_train_classifier(dataset: Dataset, *, cache_dir: Path | str | None =
     expected = _expected_metadata(dataset, digest, seed, model.options)
     accuracy, reason = _load_cached(path, expected, model)
     if accuracy is not None:
+        if path not in _announced:
+            notice(f"Using the cached classifier at {path} (held-out accuracy {accuracy:.3f}).")
+        _announced.add(path)
         return model.to(device).eval(), ClassifierInfo(accuracy, path, True, digest, seed)
+    why = f"; the cached file is {reason}" if reason else ""
     start = time.perf_counter()
-    model, accuracy = train_classifier(dataset.samples, dataset.labels, dataset.spec.num_classes,
-                                       seed=seed, device=device)
+    with one_time_work(f"Training a classifier of {dataset.spec.name} for the metrics (first use{why})") as advance:
+        model, accuracy = train_classifier(dataset.samples, dataset.labels, dataset.spec.num_classes,
+                                           seed=seed, device=device, on_step=advance)
     seconds = time.perf_counter() - start
     write_safetensors(path, model.state_dict(), {**expected, "gantk.heldout_accuracy": repr(accuracy),
                                                  "gantk.train_seconds": f"{seconds:.3f}"})
+    notice(f"Classifier cached at {path} (held-out accuracy {accuracy:.3f}); the next run reuses it.")
+    _announced.add(path)
     return model, ClassifierInfo(accuracy, path, False, digest, seed, seconds, reason)

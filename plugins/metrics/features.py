@@ -17,7 +17,8 @@ Real samples are read a batch at a time (uint8 pixels mapped to [-1, 1] per batc
 one file per SHA-256 of what changes them: data set name, shape, ``fingerprint`` and the SHA-256 of
 in-memory samples, extractor, feature size and weights' SHA-256, sample count and seed. A damaged or
 mismatched file is recomputed and replaced; a streamed set without a fingerprint is never cached on
-disk, only in this process, for as long as its stream object lives.
+disk, only in this process, for as long as its stream object lives. Extracting them shows its progress
+as one-time work (:func:`gantk.engine.progress.one_time_work`) and names the cache file.
 Generated samples are drawn with a seeded latent; a conditional generator gets balanced labels
 (``n / K`` per class, the first ``n mod K`` classes one more).
 """
@@ -38,6 +39,7 @@ from torch.utils.data import DataLoader, Subset
 
 import gantk
 from gantk.engine.cpu_share import usable_cores
+from gantk.engine.progress import notice, one_time_work
 from gantk.errors import UsageError
 from gantk.plugins.metrics.classifier import (data_sha256, default_cache_dir, load_or_train_classifier,
                                               require_labelled_images)
@@ -199,12 +201,17 @@ def _real_batches(dataset: Dataset, chosen: Tensor, workers: int | None) -> Iter
 
 def _extract(extractor: FeatureExtractor, dataset: Dataset, chosen: Tensor, workers: int | None,
              digest: str) -> SampleSet:
-    """The real :class:`SampleSet` of the ``chosen`` samples, extracted now, one batch in [-1, 1] at a time."""
-    features, labels = [], []
-    for samples, batch_labels in _real_batches(dataset, chosen, workers):
-        features.append(extractor.features(signed_unit(samples)))  # uint8: x/255·2 − 1
-        if batch_labels is not None:
-            labels.append(batch_labels)
+    """The real :class:`SampleSet` of the ``chosen`` samples, extracted now, one batch in [-1, 1] at a time
+    (shown as one-time work: later evaluations find them cached)."""
+    features, labels, done = [], [], 0
+    with one_time_work(f"Extracting the {extractor.name} features of {len(chosen)} real samples of "
+                       f"{dataset.spec.name} (first use)", unit="samples") as advance:
+        for samples, batch_labels in _real_batches(dataset, chosen, workers):
+            features.append(extractor.features(signed_unit(samples)))  # uint8: x/255·2 − 1
+            if batch_labels is not None:
+                labels.append(batch_labels)
+            done += len(samples)
+            advance(done, len(chosen))
     return SampleSet(None, torch.cat(labels) if labels else None, torch.cat(features), digest)
 
 
@@ -276,6 +283,7 @@ def real_set(extractor: FeatureExtractor, dataset: Dataset, n: int, *, seed: int
     real = _extract(extractor, dataset, chosen, workers, digest)
     tensors = {"features": real.features} if real.labels is None else {"features": real.features, "labels": real.labels}
     write_safetensors(path, tensors, identity)  # atomically; replaces a damaged or stale file
+    notice(f"Real features cached at {path}; the next run reuses them.")
     return real
 
 
