@@ -13,11 +13,11 @@ import gantk
 from gantk.engine.build import lazy_adjusted
 from gantk.engine.config import OptimizerConfig, TrainConfig
 from gantk.engine.sampling import draw
+from gantk.engine.discriminator_input import minibatch_stddev, stddev_group_size
 from gantk.engine.trainer import Trainer
 from gantk.errors import UsageError
 from gantk.plugins.architectures._style_layers import (
-    EqualLinear, ModulatedConv2d, downsample, minibatch_stddev, modulated_conv2d, stddev_group_size, upsample,
-    upsample_conv2d,
+    EqualLinear, ModulatedConv2d, downsample, modulated_conv2d, upsample, upsample_conv2d,
 )
 from gantk.plugins.architectures.stylegan2 import (
     build_stylegan2_discriminator, build_stylegan2_generator, mix_styles,

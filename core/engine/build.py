@@ -10,6 +10,7 @@ networks built on the meta device first, before anything real is allocated).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import sys
@@ -20,7 +21,11 @@ from torch import nn
 
 from gantk import memory_budget
 from gantk.engine.config import OptimizerConfig, TrainConfig
+from gantk.engine.discriminator_input import (
+    check_pack_divides, input_spec, split_input_options, wrap_discriminator,
+)
 from gantk.engine.footprint import measure, meta_tensor, on_meta
+from gantk.distributed import world_size
 from gantk.errors import GantkError, UsageError
 from gantk.engine.loss_composition import build_loss, parse_loss_expression
 from gantk.engine.train_options import plugin_choice
@@ -57,6 +62,18 @@ def _build_network(entry: Entry, kind: str, spec: DataSpec, options: dict[str, A
                          f"{type(module).__name__} without {what} that gantk.{kind.capitalize()} declares; the "
                          "plugin is broken: report it to its authors.")
     return module, ComponentRecord(kind, entry.name, entry.source.package, entry.source.version, dict(module.options))
+
+
+def _build_discriminator_network(entry: Entry, spec: DataSpec, options: dict[str, Any]
+                                 ) -> tuple[nn.Module, ComponentRecord]:
+    """The discriminator plugin built for its input under ``-D pack``/``mbstd`` (taken out of the options it
+    receives) and wrapped (:func:`wrap_discriminator`); the plugin's own module without them."""
+    pack, mbstd, plugin_options = split_input_options(options, entry.name)
+    module, record = _build_network(entry, "discriminator", input_spec(spec, pack, mbstd), plugin_options)
+    if pack == 1 and not mbstd:
+        return module, record
+    wrapped = wrap_discriminator(module, pack, mbstd)
+    return wrapped, dataclasses.replace(record, options=dict(wrapped.options))
 
 
 def build_dataset(registry: Registry, name: str, *, data_root: str | None, image_size: int | None,
@@ -162,7 +179,7 @@ def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> 
 def build_discriminator(config: TrainConfig, registry: Registry, spec: DataSpec
                         ) -> tuple[nn.Module, ComponentRecord]:
     """The discriminator named by ``config.disc`` with its options (on the CPU)."""
-    return _build_network(registry.get("discriminator", config.disc), "discriminator", spec, dict(config.disc_options))
+    return _build_discriminator_network(registry.get("discriminator", config.disc), spec, dict(config.disc_options))
 
 
 def domain_of(dataset: Dataset, domain: int | None, config: TrainConfig) -> Dataset:
@@ -192,6 +209,7 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
     loss = build_loss(config.loss, spec, config.loss_options, registry)
     label_terms = [name for name, term in zip(loss.names, loss.terms) if "labels" in term.needs]
     gen_options, disc_options = dict(config.gen_options), dict(config.disc_options)
+    check_packing(config, disc_options, label_terms)  # before 'auto' conditioning is filled in below
     if label_terms and spec.labelled:
         # A loss on labels needs a generator that follows them; a discriminator that sees them ties each
         # label to its real class (without it the 2C loss leaves the label -> class assignment free).
@@ -199,7 +217,7 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
             if "conditioning" in inspect.signature(entry.factory).parameters:
                 options.setdefault("conditioning", "auto")
     skeletons = on_meta(lambda: (_build_network(generator_entry, "generator", spec, gen_options)[0],
-                                 _build_network(discriminator_entry, "discriminator", spec, disc_options)[0]))
+                                 _build_discriminator_network(discriminator_entry, spec, disc_options)[0]))
     if skeletons is not None:
         check_training_memory(config, spec, *skeletons)
     generator, generator_record = _build_network(generator_entry, "generator", spec, gen_options)
@@ -209,7 +227,7 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
             f"generator '{config.gen}' is unconditional here. Give it a conditioning (e.g. -G conditioning=cbn, "
             "concat or mul; 'auto' picks the architecture's usual one) or drop the term.")
     check_style_generator(loss, generator, config.gen)
-    discriminator, discriminator_record = _build_network(discriminator_entry, "discriminator", spec, disc_options)
+    discriminator, discriminator_record = _build_discriminator_network(discriminator_entry, spec, disc_options)
     check_self_supervised_discriminator(loss, discriminator, config.disc)
     loss.attach(discriminator)  # heads sized by D's features are created before the optimizers
     if "input_grad" in loss.needs and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
@@ -217,6 +235,23 @@ def build_gan(config: TrainConfig, registry: Registry, spec: DataSpec) -> GanNet
               f"discriminator '{config.disc}' uses BatchNorm, which mixes samples; WGAN-GP critics use no "
               "normalisation or layer norm (for dcgan: --disc-option norm=none).", file=sys.stderr)
     return GanNetworks(generator, discriminator, loss, generator_record, discriminator_record)
+
+
+def check_packing(config: TrainConfig, disc_options: dict[str, Any], label_terms: list[str]) -> None:
+    """With ``-D pack=M``: a UsageError for loss terms on labels (a packed group has M labels, and PacGAN defines
+    no conditional packing) and for a batch whose micro-batches (per process) M does not divide."""
+    pack, _, _ = split_input_options(disc_options, config.disc)
+    if pack == 1:
+        return
+    if label_terms:
+        raise UsageError(
+            f"-D pack={pack} cannot be combined with the loss term(s) {', '.join(label_terms)}: they need one label "
+            f"per discriminator input, but a packed input holds {pack} samples of {pack} classes, and PacGAN "
+            "(Lin et al. 2018) defines packing for an unconditional discriminator only. Drop the term(s) or -D pack.")
+    splits = world_size() * config.accumulate  # the rows one D pass gets: the batch / (processes × micro-batches)
+    if config.batch_size % splits == 0:  # otherwise the procedure refuses the split itself, saying why
+        check_pack_divides(config.batch_size // splits, pack, f"each micro-batch of --batch-size {config.batch_size} "
+                                                              "(per process, per --accumulate step)")
 
 
 def build_augmentation(config: TrainConfig, registry: Registry, spec: DataSpec) -> Augmentation | None:

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gantk.engine.discriminator_input import minibatch_stddev  # shared with -D mbstd (every discriminator)
+
 #: LeakyReLU's slope and the gain that restores unit variance after it (√2, as in StyleGAN).
 LRELU_SLOPE, LRELU_GAIN = 0.2, math.sqrt(2.0)
 #: ε of the second-moment normalisation and of the demodulation.
@@ -228,25 +230,8 @@ class ToRGB(nn.Module):
 
 
 # --------------------------------------------------------------------------- minibatch standard deviation
-def stddev_group_size(batch: int, largest: int = 4) -> int:
-    """The group size of the minibatch standard deviation: ``largest`` or the largest divisor of ``batch`` below it."""
-    return next(size for size in range(min(largest, batch), 0, -1) if batch % size == 0)
-
-
-def minibatch_stddev(x: Tensor, group_size: int = 4, features: int = 1) -> Tensor:
-    """Karras et al. 2018, §3: x with ``features`` channels appended, each the standard deviation of a channel
-    group over a group of samples, averaged over the channels and pixels (one value per group, as a map).
-
-    Groups are samples i, i + B/G, i + 2B/G, ... (B/G groups of G); a group of 1 gives zeros.
-    """
-    batch, channels, height, width = x.shape
-    size = stddev_group_size(batch, group_size)
-    y = x.float().reshape(size, batch // size, features, channels // features, height, width)
-    y = y - y.mean(dim=0)  # deviation from the group mean
-    y = (y.square().mean(dim=0) + EPSILON).sqrt()  # σ over the group, per channel and pixel
-    y = y.mean(dim=(2, 3, 4))  # averaged over channels and pixels: (B/G, features)
-    y = y.reshape(-1, features, 1, 1).repeat(size, 1, height, width)  # one map per sample
-    return torch.cat([x, y.to(x.dtype)], dim=1)
+# minibatch_stddev lives in gantk.engine.discriminator_input (imported above), which also offers it to every
+# discriminator as -D mbstd=G.
 
 
 class MinibatchStdDev(nn.Module):

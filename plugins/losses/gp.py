@@ -3,7 +3,8 @@
 ``λ E (‖∇D(x̂)‖₂ − 1)²`` on random interpolates ``x̂ = a·x + (1−a)·x~``, ``a ~ U[0,1]`` per sample.
 The term returns ``E (‖∇D(x̂)‖₂ − 1)²``; λ is its weight in the loss expression (10 by default:
 ``wgan+gp`` means ``wgan+10*gp``). The penalty is per sample, so the critic must not use
-BatchNorm.
+BatchNorm. With ``-D pack=M`` (PacGAN, Lin et al. 2018) a "sample" is a packed D input: one ``a`` per
+group of M samples, and the norm of the gradient with respect to the whole group.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ def interpolate(real: Tensor, fake: Tensor, a: Tensor) -> Tensor:
     return a * real + (1.0 - a) * fake  # x̂ = a·x + (1 − a)·x~
 
 
-def gradient_penalty(gradients: Tensor) -> Tensor:
-    """E (‖g‖₂ − 1)² over the batch, ``gradients`` of shape (B, ...)."""
-    norms = gradients.flatten(1).norm(dim=1)  # ‖∇D(x̂ᵢ)‖₂
+def packed_group_size(samples: Tensor, logits: Tensor) -> int:
+    """How many samples one D input holds: M under ``-D pack=M`` (D returns one logit row per group), else 1."""
+    return samples.shape[0] // logits.shape[0]
+
+
+def gradient_penalty(gradients: Tensor, group: int = 1) -> Tensor:
+    """E (‖g‖₂ − 1)² over the batch, ``gradients`` of shape (B, ...); the norm per ``group`` of consecutive samples."""
+    norms = gradients.reshape(gradients.shape[0] // group, -1).norm(dim=1)  # ‖∇D(x̂ᵢ)‖₂, x̂ᵢ one (packed) D input
     return (norms - 1.0).pow(2).mean()  # E (‖∇D(x̂)‖₂ − 1)²
 
 
@@ -52,10 +58,11 @@ class GradientPenalty(LossTerm):
 
     def discriminator_loss(self, step: DiscriminatorPhase) -> Tensor:
         real, fake = step.real.detach(), step.fake.detach()
-        a = uniform_rows(real.shape[0], device=real.device)  # a ~ U[0, 1], one per sample (this rank's rows)
-        x_hat = interpolate(real, fake.to(real.dtype), a).requires_grad_(True)
+        group = packed_group_size(real, step.real_out.logits)  # -D pack=M: M samples per D input
+        a = uniform_rows(real.shape[0] // group, device=real.device)  # a ~ U[0, 1], one per D input (this rank's)
+        x_hat = interpolate(real, fake.to(real.dtype), a.repeat_interleave(group)).requires_grad_(True)
         logits = step.discriminator(x_hat, step.real_labels).logits
-        return gradient_penalty(input_gradients(logits, x_hat))
+        return gradient_penalty(input_gradients(logits, x_hat), group)
 
 
 def build_gp(spec: DataSpec) -> GradientPenalty:

@@ -2,7 +2,8 @@
 
 ``(γ/2) E ‖∇ₓ D(x)‖²`` on real data only. The term returns ``½ E ‖∇ₓ D(x)‖²``; γ is its weight in
 the loss expression (10 by default: ``ns+r1`` means ``ns+10*r1``). ``every=k`` runs it lazily,
-every k-th discriminator step with its weight multiplied by k (Karras et al. 2020, StyleGAN2).
+every k-th discriminator step with its weight multiplied by k (Karras et al. 2020, StyleGAN2). With
+``-D pack=M`` (PacGAN) the squared norm is taken per packed D input (its M samples together).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from torch import Tensor
 
 import gantk
-from gantk.plugins.losses.gp import input_gradients
+from gantk.plugins.losses.gp import input_gradients, packed_group_size
 from gantk.protocols import DataSpec, DiscriminatorPhase, LossTerm
 
 
-def r1_penalty(gradients: Tensor) -> Tensor:
-    """½ E ‖g‖₂² over the batch, ``gradients`` of shape (B, ...)."""
-    return 0.5 * gradients.flatten(1).pow(2).sum(dim=1).mean()  # ½ E ‖∇ₓ D(x)‖²
+def r1_penalty(gradients: Tensor, group: int = 1) -> Tensor:
+    """½ E ‖g‖₂² over the batch, ``gradients`` of shape (B, ...); the norm per ``group`` of consecutive samples."""
+    return 0.5 * gradients.reshape(gradients.shape[0] // group, -1).pow(2).sum(dim=1).mean()  # ½ E ‖∇ₓ D(x)‖²
 
 
 class R1Penalty(LossTerm):
@@ -36,7 +37,8 @@ class R1Penalty(LossTerm):
                 "The loss term 'r1' needs gradients with respect to the real samples, but this training "
                 "procedure passed real samples that do not require grad. Use the default noise-to-sample "
                 "step, which enables them for terms that need 'real_grad', or drop 'r1' from the loss.")
-        return r1_penalty(input_gradients(step.real_out.logits, step.real))
+        logits = step.real_out.logits
+        return r1_penalty(input_gradients(logits, step.real), packed_group_size(step.real, logits))
 
     def options(self) -> dict:
         return {"every": self.every}
