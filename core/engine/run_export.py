@@ -20,7 +20,7 @@ from gantk.engine.model_dir import (
     CARD_FILE, CONFIG_FILE, GRID_FILE, MODEL_FILE, TRAINING_KEY, config_from_metadata, write_directory,
 )
 from gantk.engine.safetensors_io import HASH_KEY, read_metadata
-from gantk.engine.sampling import class_labels, draw, sample_grid
+from gantk.engine.sampling import class_labels, draw, png_bytes, sample_grid
 from gantk.engine.translator_export import ExportedTranslator, export_translator
 from gantk.errors import GantkError, UsageError
 from gantk.protocols import ComponentRecord, DataSpec
@@ -129,12 +129,9 @@ def fill_model_directory(directory: Path, run_dir: Path, *, registry=None, ema: 
 def write_sample_grid(generator: nn.Module, path: Path) -> None:
     """The card's picture: 64 samples with seed 0, an 8×8 grid (one row per class for a conditional generator),
     exactly what ``gantk sample DIR --n 64 --seed 0 [--labels all]`` draws."""
-    from PIL import Image
-
     labels, row = class_labels(generator, GRID_SAMPLES, None, bool(generator.conditional))
     samples = draw(generator, GRID_SAMPLES if labels is None else len(labels), seed=GRID_SEED, labels=labels)
-    pixels = sample_grid(samples, row)  # (C, H, W) uint8, the grid gantk sample writes
-    Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy()).save(path, format="PNG")
+    write_atomic(path, png_bytes(sample_grid(samples, row)))  # (C, H, W) uint8, the grid gantk sample writes
 
 
 def dataset_summary(name: Any, registry=None) -> str:

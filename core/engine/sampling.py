@@ -145,6 +145,23 @@ def to_pixels(unit: Tensor) -> Tensor:
     return unit.mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # ⌊255·v + 0.5⌋
 
 
+def picture(pixels: Tensor):
+    """uint8 pixels (C, H, W) as a PIL image: grey for one channel, RGB for three, RGBA for four."""
+    from PIL import Image
+
+    array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).contiguous().numpy()
+    return Image.fromarray(array)
+
+
+def png_bytes(pixels: Tensor) -> bytes:
+    """uint8 pixels (C, H, W) encoded as PNG bytes (for :func:`~gantk.engine.atomic_files.write_atomic`)."""
+    import io
+
+    buffer = io.BytesIO()
+    picture(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def sample_grid(samples: Tensor, nrow: int | None = None) -> Tensor:
     """Image samples (B, C, H, W) in [-1, 1] as one picture of uint8 pixels (C', H', W'): ``nrow`` to a row (default
     ≈ √B), 2 pixels between and around them, grey samples as three equal channels (torchvision's make_grid). This

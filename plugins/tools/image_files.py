@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gantk.engine.atomic_files import write_atomic
-from gantk.engine.sampling import GENERATION_BLOCK, class_labels, draw_blocks, image_pixels
+from gantk.engine.sampling import GENERATION_BLOCK, class_labels, draw_blocks, image_pixels, picture, png_bytes
 from gantk.errors import UsageError
 
 #: the files a sample folder holds: 000000.png, 000000_class3.png (and .000000.png.1a2b3c4d.tmp, one cut short)
@@ -42,20 +42,6 @@ def sample_file_name(index: int, count: int, label: int | None = None) -> str:
     """``000042.png`` (``000042_class3.png`` with a label), zero-padded to the digits of ``count − 1`` (at least 6)."""
     digits = max(NUMBER_DIGITS, len(str(count - 1)))
     return f"{index:0{digits}d}" + (f"_class{label}" if label is not None else "") + ".png"
-
-
-def picture(pixels: Tensor):
-    """uint8 pixels (C, H, W) as a PIL image: grey for one channel, RGB for three, RGBA for four."""
-    from PIL import Image
-
-    array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).contiguous().numpy()
-    return Image.fromarray(array)
-
-
-def png_bytes(pixels: Tensor) -> bytes:
-    buffer = io.BytesIO()
-    picture(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def check_picture_channels(spec, what: str, instead: str) -> None:

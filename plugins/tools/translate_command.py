@@ -93,7 +93,7 @@ def translate_command(
     import torch
 
     from gantk.engine.build import resolve_device
-    from gantk.engine.sampling import resolve_model
+    from gantk.engine.sampling import image_pixels, png_bytes, resolve_model
     from gantk.plugins.datasets._images import resize_images
     from gantk.engine.atomic_files import write_atomic
 
@@ -111,23 +111,9 @@ def translate_command(
             with torch.no_grad():
                 translated = translator(batch.to(next(translator.parameters()).device), direction).float().cpu()
             for image, path in zip(translated, targets[start:start + batch_size]):
-                write_atomic(path, png_bytes(image))
+                write_atomic(path, png_bytes(image_pixels(image[None])[0]))
             progress.update(len(chunk))
     typer.echo(f"Translated {len(files)} image(s) from {source} to {target} into {out}")
-
-
-def png_bytes(image) -> bytes:
-    """A (C, H, W) image in [-1, 1] encoded as an 8-bit PNG (grey for one channel)."""
-    import io
-
-    import torch
-    from PIL import Image
-
-    pixels = ((image.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [-1, 1] -> 0..255
-    array = pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @gantk.hookimpl
