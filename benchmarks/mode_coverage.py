@@ -1,11 +1,15 @@
-"""Mode coverage of the plain ``ring8`` and ``grid25`` presets over 10 seeds, beside PacGAN's Table 1.
+"""Mode coverage of the 2-D presets over 10 seeds, beside PacGAN's Table 1.
 
-For each preset and training seed 0..9: train the preset as it is (``gantk train --preset ring8
---seed S``), then score the generator with the ``modes`` metric (2,500 samples, sampling seed 0):
-modes covered, high-quality share, reverse KL. Printed: mean ± standard error over the seeds, and
-PacGAN's published numbers for the plain GAN and PacGAN4 (Lin et al. 2018, Table 1, 10 trials).
+For each preset and training seed 0..9: train the preset as it is (what ``gantk train --preset P
+--seed S`` does), then score the trained generator with the ``modes`` metric (2,500 samples, sampling
+seed 0): modes covered, high-quality share, reverse KL. Printed: mean ± standard error over the
+seeds, the seconds per run, and PacGAN's published numbers (Lin et al. 2018, Table 1, 10 trials).
 
-    python benchmarks/mode_coverage.py [--seeds 10] [--steps N] [--runs-dir DIR]
+Runs go to ``--jobs`` worker processes of one thread each: these networks are too small for a second
+thread to pay, so N processes on N cores finish N runs in the time of one. The seconds per run are
+only comparable between runs made with the same ``--jobs`` on a quiet machine.
+
+    python benchmarks/mode_coverage.py [--presets ring8,grid25] [--seeds 10] [--jobs 2] [--steps N]
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ import math
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 import gantk
 from gantk.engine.config import TrainConfig
 from gantk.engine.trainer import Trainer
 
+PRESETS = ("ring8", "pacgan4-ring8", "ring8-best", "grid25", "pacgan4-grid25", "grid25-best")
 #: PacGAN Table 1 (ALGORITHMS.md §4): modes, high-quality %, reverse KL.
 PUBLISHED = {
     "ring8": {"GAN": (6.3, 98.2, 0.45), "PacGAN4": (7.8, 95.9, 0.07)},
@@ -37,40 +45,43 @@ def mean_and_error(values: list[float]) -> str:
 
 
 def run_preset(preset: str, seed: int, runs_dir: Path, steps: int | None) -> tuple[dict, float]:
-    options = {**gantk.get_registry().create("preset", preset), "seed": seed, "preset": preset,
+    """Train ``preset`` with ``seed`` (one thread) and score its trained generator with ``modes``."""
+    torch.set_num_threads(1)
+    options = {**gantk.get_registry().create("preset", preset), "seed": seed, "preset": preset, "threads": "1",
                "sample_every": 10**9, "checkpoint_every": 10**9}
     if steps:
         options["steps"] = steps
-    config = TrainConfig.from_options(options)
     started = time.perf_counter()
-    trainer = Trainer(config, runs_dir / f"{preset}-seed{seed}", show_progress=False)
+    trainer = Trainer(TrainConfig.from_options(options), runs_dir / f"{preset}-seed{seed}", show_progress=False)
     trainer.train()
     seconds = time.perf_counter() - started
-    dataset = trainer.dataset
-    return gantk.get_registry().create("metric", "modes")(trainer.sample_generator(), dataset), seconds
+    return gantk.get_registry().create("metric", "modes")(trainer.sample_generator(), trainer.dataset), seconds
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
     parser.add_argument("--steps", type=int, default=None, help="override the presets' step count")
     parser.add_argument("--runs-dir", type=Path, default=None)
     args = parser.parse_args()
     runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="gantk-modes-"))
-    print(f"{'data':<7} {'method':<22} {'modes':>14} {'high quality %':>16} {'reverse KL':>14}")
-    for preset in ("ring8", "grid25"):
-        results, seconds = [], []
-        for seed in range(args.seeds):
-            result, took = run_preset(preset, seed, runs_dir, args.steps)
-            results.append(result)
-            seconds.append(took)
-        modes = mean_and_error([r["modes"] for r in results])
-        quality = mean_and_error([100 * r["high_quality"] for r in results])
-        kl = mean_and_error([r["reverse_kl"] for r in results])
-        print(f"{preset:<7} {'gantk preset (' + str(args.seeds) + ' seeds)':<22} {modes:>14} {quality:>16} {kl:>14}"
-              f"   ({statistics.fmean(seconds):.0f} s per run)")
-        for method, (m, q, k) in PUBLISHED[preset].items():
-            print(f"{preset:<7} {method + ' (PacGAN Tab. 1)':<22} {m:>14} {q:>16} {k:>14}")
+    presets = [name.strip() for name in args.presets.split(",") if name.strip()]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = {(preset, seed): pool.submit(run_preset, preset, seed, runs_dir, args.steps)
+                   for preset in presets for seed in range(args.seeds)}
+        print(f"{'preset':<16} {'seeds':>5} {'modes':>14} {'high quality %':>16} {'reverse KL':>14} {'s/run':>6}")
+        for preset in presets:
+            results, seconds = zip(*(futures[preset, seed].result() for seed in range(args.seeds)))
+            modes = mean_and_error([r["modes"] for r in results])
+            quality = mean_and_error([100 * r["high_quality"] for r in results])
+            kl = mean_and_error([r["reverse_kl"] for r in results])
+            print(f"{preset:<16} {args.seeds:>5} {modes:>14} {quality:>16} {kl:>14} {statistics.fmean(seconds):>6.0f}",
+                  flush=True)
+    for data, rows in PUBLISHED.items():
+        for method, (m, q, k) in rows.items():
+            print(f"{data + ' ' + method:<16} {'PacGAN Tab. 1, 10 trials':>22} {m:>7} {q:>16} {k:>14}")
     return 0
 
 

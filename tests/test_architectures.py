@@ -370,10 +370,36 @@ def test_mlp_options_activation_and_batchnorm_switch():
     spec = image(1, 8)
     generator = build_mlp_generator(spec, hidden=(16, 16), activation="relu", batchnorm=False)
     assert not of_type(generator, (nn.BatchNorm1d, nn.LeakyReLU)) and len(of_type(generator, nn.ReLU)) == 2
-    with pytest.raises(gantk.UsageError, match="'activation' must be one of relu, lrelu"):
+    with pytest.raises(gantk.UsageError, match="'activation' must be one of relu, lrelu, maxout"):
         build_mlp_discriminator(spec, activation="gelu")
     spectral = build_mlp_discriminator(spec, hidden=(16,), sn=True)
     assert all(parametrize.is_parametrized(m, "weight") for m in of_type(spectral, nn.Linear))
+
+
+def test_mlp_maxout_unit_is_the_max_of_its_pieces():
+    discriminator = build_mlp_discriminator(DataSpec((2,)), hidden=(3,), activation="maxout", maxout_pieces=4,
+                                            dropout=0)
+    linear = of_type(discriminator, nn.Linear)[0]
+    assert linear.out_features == 12  # 3 units × 4 pieces
+    x = torch.randn(7, 2)
+    pieces = (x @ linear.weight.T + linear.bias).reshape(7, 3, 4)  # unit i owns outputs 4i .. 4i+3
+    torch.testing.assert_close(discriminator(x).features, pieces.max(dim=2).values)
+    with pytest.raises(gantk.UsageError, match="maxout_pieces"):
+        build_mlp_discriminator(DataSpec((2,)), activation="maxout", maxout_pieces=1)
+
+
+def test_mlp_batchnorm_all_and_normal_init_build_pacgans_2d_networks():
+    torch.manual_seed(0)
+    generator = build_mlp_generator(DataSpec((2,)), z_dim=2, hidden=(400,) * 4, batchnorm="all", init="normal")
+    assert len(of_type(generator, nn.BatchNorm1d)) == 4  # true leaves out the first layer's
+    assert len(of_type(build_mlp_generator(DataSpec((2,)), hidden=(8,) * 4, batchnorm=True), nn.BatchNorm1d)) == 3
+    weights = torch.cat([m.weight.detach().flatten() for m in of_type(generator, nn.Linear)])
+    assert abs(float(weights.mean())) < 0.002 and 0.019 < float(weights.std()) < 0.021  # N(0, 0.02)
+    assert not of_type(generator, nn.Linear)[-1].bias.any()  # biases 0
+    with pytest.raises(gantk.UsageError, match="'batchnorm' must be true .*, all or false"):
+        build_mlp_generator(DataSpec((2,)), batchnorm="some")
+    with pytest.raises(gantk.UsageError, match="'init' must be one of default, normal"):
+        build_mlp_discriminator(DataSpec((2,)), init="xavier")
 
 
 # ----------------------------------------------------------------------------- common to both
@@ -382,6 +408,8 @@ BUILDS = [
     (build_dcgan_discriminator, image(3, 16), {"width": 4, "norm": "layer", "sn": True}),
     (build_mlp_generator, image(1, 8), {"z_dim": 6, "hidden": "12,10", "activation": "relu"}),
     (build_mlp_discriminator, DataSpec((2,)), {"hidden": [9, 7], "dropout": 0.1}),
+    (build_mlp_generator, DataSpec((2,)), {"hidden": "6", "batchnorm": "all", "init": "normal"}),
+    (build_mlp_discriminator, DataSpec((2,)), {"hidden": [9, 7], "activation": "maxout", "maxout_pieces": 3}),
 ]
 
 
@@ -400,10 +428,11 @@ def test_resolved_defaults_are_recorded():
     assert build_dcgan_discriminator(image(1, 28)).options == {"width": 64, "norm": "batch", "sn": False,
                                                                "conditioning": "none"}
     assert build_mlp_generator(DataSpec((1,))).options == {"z_dim": 10, "hidden": [50, 50], "activation": "relu",
-                                                            "batchnorm": False, "conditioning": "none"}
+                                                            "batchnorm": False, "conditioning": "none",
+                                                            "init": "default"}
     assert build_mlp_discriminator(image(1, 28)).options == {"hidden": [512, 512, 512], "activation": "lrelu",
                                                              "dropout": [0.0, 0.4, 0.4], "sn": False,
-                                                             "conditioning": "none"}
+                                                             "conditioning": "none", "init": "default"}
 
 
 @pytest.mark.parametrize("name, spec", [("dcgan", image(1, 16)), ("mlp", DataSpec((2,))), ("mlp", image(3, 8))])

@@ -30,6 +30,23 @@ def make_activation(name: str) -> nn.Module:
     return nn.ReLU() if name == "relu" else nn.LeakyReLU(0.2)
 
 
+class Maxout(nn.Module):
+    """Maxout (Goodfellow et al. 2013, "Maxout Networks"): the max over ``pieces`` linear pieces per unit.
+
+    Its input is a Linear layer's output of ``units · pieces`` features, laid out unit by unit.
+    """
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (-1, self.pieces)).amax(-1)  # h_i = max_j (W x + b)_{i·k + j}
+
+    def extra_repr(self) -> str:
+        return f"pieces={self.pieces}"
+
+
 def conv_norm(kind: str, channels: int, instance_affine: bool = True) -> nn.Module | None:
     """The normalisation after a conv: BatchNorm, layer norm over (C, H, W), instance norm, or None.
 
