@@ -21,8 +21,12 @@ from gantk.engine.config_file import layered_options, read_config_file
 from gantk.engine.qualified_names import as_typed, names_on_resume, qualified_config
 from gantk.engine.run_dir import find_run, is_main_process, launched_by_torchrun, new_run_dir
 from gantk.engine.train_options import SWITCH, CliOption, negated
-from gantk.errors import UsageError
-from gantk.registry import get_registry
+from gantk.errors import AmbiguousNameError, UnknownNameError, UsageError
+from gantk.registry import Entry, get_registry
+
+#: the options that choose what to train: a --dataset given without any of them (nor --preset or --config) trains
+#: the preset registered under the data set's name (:func:`dataset_preset`)
+WHAT_TO_TRAIN = ("gen", "disc", "loss")
 
 
 @contextmanager
@@ -96,12 +100,36 @@ def explicit_options(arguments: dict[str, Any]) -> dict[str, Any]:
     return {option.name: option.parse(raw) for option, raw in given.items() if raw is not None and raw != []}
 
 
+def dataset_preset(explicit: dict[str, Any]) -> Optional[Entry]:
+    """The preset a bare ``--dataset X`` trains: the one registered under the name X, if it trains on X (None when
+    there is none, or the command names --gen, --disc or --loss). A data set opts in by registering such a preset."""
+    dataset = explicit.get("dataset")
+    if dataset is None or any(key in explicit for key in WHAT_TO_TRAIN):
+        return None
+    registry = get_registry()
+    try:
+        entry = registry.get("preset", dataset)
+        trains_on_it = registry.get("dataset", str(entry.create().get("dataset"))) == registry.get("dataset", dataset)
+    except (UnknownNameError, AmbiguousNameError):  # no such preset, or not one for data (the build names the data)
+        return None
+    return entry if trains_on_it else None
+
+
 def new_run_config(preset: Optional[str], config_file: Optional[Path], explicit: dict[str, Any]) -> TrainConfig:
     """A new run's configuration, names as given: defaults < the preset < the --config file < the flags.
 
-    The preset is ``--preset``, or else the one the file names (its ``preset`` key); the rules of each layer are
-    :func:`~gantk.engine.config_file.layered_options`'.
+    The preset is ``--preset``, or else the one the file names (its ``preset`` key), or else, for a ``--dataset X``
+    with no --gen, --disc or --loss, the preset X when it trains on X (:func:`dataset_preset`; one note says so).
+    The rules of each layer are :func:`~gantk.engine.config_file.layered_options`'.
     """
+    for_the_data = dataset_preset(explicit) if not preset and config_file is None else None
+    if for_the_data is not None:
+        config = new_run_config(explicit["dataset"], None, explicit)
+        if is_main_process():
+            typer.echo(f"gantk: note: --dataset {explicit['dataset']} alone trains the '{for_the_data.name}' preset "
+                       f"({for_the_data.summary.rstrip('.')}) for {config.steps:,} steps; name --gen/--disc/--loss or "
+                       "a --preset to choose otherwise.", err=True)
+        return config
     from_file = read_config_file(config_file) if config_file is not None else {}
     named_in_file = from_file.pop("preset", None)
     from_the_file = not preset and bool(named_in_file)

@@ -116,6 +116,9 @@ class TrainConfig:
     g_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)  # set by OPTIMIZER_OPTIONS
     d_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     ema: float | None = option(0.999, codec=DECAY_OR_OFF, help="EMA decay of G's weights (β), or 'off'.")
+    ema_warmup: bool = option(True, help="Warm the EMA up: decay min(β, (1+t)/(10+t)) at update t, so the initial "
+                                         "weights fade out at once (off: β from the first update, as runs made "
+                                         "before the warm-up, whose config.json lacks ema_warmup).")
     precision: str = option("auto", help="auto (bf16 where fast), fp32, bf16 or fp16.")
     cpu_kernels: str = option("auto", resumable=True,
                               help="gantk's own bf16 CPU convolution kernels (gantk.accel): auto (where they apply) "
@@ -271,10 +274,32 @@ class TrainConfig:
             raise UsageError(f"'{path}' is not valid JSON ({error}). It is the run's saved configuration: undo the "
                              "edit that broke it, or start a new run.") from error
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(as_saved(data) if isinstance(data, dict) else data)
         except UsageError as error:
             raise UsageError(f"'{path}' is not a valid run configuration: {error} Fix that field in the file, or "
                              "start a new run.") from error
+
+
+#: Fields added after runs were first saved, with the value that trains as a run saved before the field existed did
+#: (a config.json without the key is read with it), so that --resume and --config retrain such a run exactly.
+ADDED_FIELDS: dict[str, Any] = {"ema_warmup": False}
+#: The fields of the first config.json: every saved configuration holds them all, a hand-written config file seldom.
+_FIRST_SAVED_FIELDS = frozenset({
+    "gen", "disc", "loss", "dataset", "gen_options", "disc_options", "loss_options", "data_root", "image_size",
+    "download", "steps", "batch_size", "n_critic", "g_optimizer", "d_optimizer", "ema", "precision", "device",
+    "seed", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "num_samples", "tensorboard",
+    "preset"})
+
+
+def as_saved(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved configuration's fields, with the :data:`ADDED_FIELDS` it lacks set as its run had them."""
+    return {**ADDED_FIELDS, **data}
+
+
+def is_saved_configuration(data: dict[str, Any]) -> bool:
+    """Whether ``data`` is a whole saved configuration (a run's config.json, 'gantk presets --export'), not a
+    hand-written file of a few keys (whose missing keys take today's defaults)."""
+    return _FIRST_SAVED_FIELDS <= set(data)
 
 
 def _fits(value: Any, hint: Any) -> bool:

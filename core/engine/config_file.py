@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 from gantk.engine.config import (
-    OPTIMIZER_OPTIONS, OPTIMIZERS, apply_overrides, field_types, json_type, type_mismatch,
+    OPTIMIZER_OPTIONS, OPTIMIZERS, apply_overrides, as_saved, field_types, is_saved_configuration, json_type,
+    type_mismatch,
 )
 from gantk.engine.model_dir import training_section
 from gantk.engine.qualified_names import names_on_resume
@@ -46,6 +47,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"'{path}' holds {json_type(data)}, not a set of training options. A config file is one "
                          "object of KEY: VALUE pairs, as a run's config.json is ('gantk presets --export dcgan' "
                          "prints a complete one).")
+    if is_saved_configuration(data):  # a run saved before a field existed trains as it did (ADDED_FIELDS)
+        data = as_saved(data)
     return _flat_options(data, path, toml=path.suffix.lower() == ".toml")
 
 

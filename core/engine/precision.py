@@ -1,10 +1,12 @@
 """One precision policy per run (:class:`PrecisionPolicy`): autocast dtype, memory layout, loss scaling.
 
-``auto`` picks bf16 autocast where the hardware does bf16 matrix maths fast (CUDA devices that
-support bf16; CPUs with AVX512-BF16 or AMX, where it is several times faster than fp32) and
-fp32 elsewhere. Weights always stay fp32; fp16 scales the losses (Micikevicius et al. 2018);
-image models use channels-last where that is faster; loss terms receive float32 logits (the
-procedure casts D's outputs once, :meth:`gantk.DiscriminatorOutput.to_float32`).
+``auto`` picks bf16 autocast for image data where the hardware does bf16 matrix maths fast (CUDA
+devices that support bf16; CPUs with AVX512-BF16 or AMX, where it is several times faster than
+fp32) and fp32 elsewhere, and fp32 for vector data (small networks gain nothing from bf16, whose 8
+significant bits put a coordinate near 1 on steps of 2⁻⁸–2⁻⁷, coarse against a 2-D mixture's σ of
+0.01). Weights always stay fp32; fp16 scales the losses (Micikevicius et al. 2018); image models use
+channels-last where that is faster; loss terms receive float32 logits (the procedure casts D's
+outputs once, :meth:`gantk.DiscriminatorOutput.to_float32`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def cpu_has_fast_bf16() -> bool:
         return bool(checker and checker())
 
 
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
+def resolve_dtype(precision: str, device: torch.device, is_image: bool = True) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32); ``auto`` is fp32 for vector data."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -44,6 +46,8 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype | None:
                              "on a CPU use --precision bf16 or auto.")
         return torch.float16
     if precision == "auto":
+        if not is_image:
+            return None
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
         if device.type == "cpu":
@@ -84,7 +88,7 @@ class PrecisionPolicy:
     @classmethod
     def resolve(cls, precision: str, device: torch.device, is_image: bool) -> "PrecisionPolicy":
         """The policy ``--precision`` asks for on ``device``, for image or vector data."""
-        dtype = resolve_dtype(precision, device)
+        dtype = resolve_dtype(precision, device, is_image)
         return cls(device, dtype, training_memory_format(device, dtype, is_image))
 
     @property

@@ -134,6 +134,15 @@ def _batches(generator: nn.Module, drawn: int, kept: int, seed: int, labels: Ten
             yield start, chunk[:kept - start]
 
 
+def mean_pairwise_distance(samples: Tensor) -> float:
+    """Mean ‖x_i − x_j‖ over pairs i ≠ j of the flattened samples (float32): how spread out they are."""
+    flat = samples.detach().float().reshape(len(samples), -1).cpu()
+    if len(flat) < 2:
+        return 0.0
+    distances = torch.cdist(flat, flat)
+    return float(distances.sum() / (len(flat) * (len(flat) - 1)))  # the diagonal is 0
+
+
 def image_pixels(images: Tensor) -> Tensor:
     """Image samples (B, C, H, W) in [-1, 1] as uint8 pixels, each exactly as in a :func:`sample_grid` of them."""
     unit = images.float().clamp(-1, 1).sub(-1).div(2)  # (x − low) / (high − low), make_grid's normalisation

@@ -8,7 +8,9 @@ everything around them:
   checked for NaN/inf and appended to ``metrics.jsonl``;
 - every ``sample_every`` steps samples from fixed noise (EMA generator if any) go to the monitor
   plugins: the ``pictures`` tool writes them as ``samples/step_XXXXXX.png``, ``diversity`` logs their spread;
-  with ``--tensorboard`` the same grid (image data) goes to TensorBoard as the image ``samples``;
+  with ``--tensorboard`` the same grid (image data) goes to TensorBoard as the image ``samples``; with an EMA
+  generator, ``ema/spread_ratio`` and ``ema/mean_shift`` compare its samples with the trained generator's
+  (:class:`~gantk.engine.ema.SpreadCheck`);
 - every ``checkpoint_every`` steps an atomic checkpoint, after the losses were checked, so the
   newest checkpoint is always a finite one;
 - samples, evaluations and checkpoints run as pauses of the progress display (:mod:`~gantk.engine.progress`):
@@ -53,7 +55,7 @@ from gantk.engine.distributed import (
     wait_for_every_rank,
 )
 from gantk.engine.lr_schedule import schedules_at
-from gantk.engine.ema import EMA
+from gantk.engine.ema import EMA, SpreadCheck, spread_indices
 from gantk.engine.export import export_generator
 from gantk.engine.translator_export import export_translator
 from gantk.engine.memory import keep_freed_memory
@@ -167,7 +169,8 @@ class Trainer:
         self.exported = next((name for name in EXPORTED_KINDS if name in self.records), None)
         self.model: torch.nn.Module | None = self.procedure.modules()[self.exported] if self.exported else None
         self.generator = self.model if self.exported == "generator" else None
-        self.ema = EMA(self.model, config.ema) if config.ema and self.model is not None else None
+        self.ema = EMA(self.model, config.ema, config.ema_warmup) if config.ema and self.model is not None else None
+        self.spread_check = SpreadCheck(config.ema) if self.ema is not None and self.generator is not None else None
         self.step = 0
         self.last_checkpoint: Path | None = None  # the newest one known to be good: restored from, or written
         if resume:
@@ -234,7 +237,10 @@ class Trainer:
         rng = {"cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"step": self.step, "rng": rng, "procedure": self.procedure.state(), "world_size": world_size()}
+        extra = {"step": self.step, "rng": rng, "procedure": self.procedure.state(), "world_size": world_size()}
+        if self.ema is not None:
+            extra["ema_updates"] = self.ema.updates  # t of the warm-up
+        return extra
 
     def _restore(self) -> None:
         """Continue from the newest checkpoint that verifies and restores completely; cut metrics.jsonl to it."""
@@ -284,6 +290,8 @@ class Trainer:
             state = {**state, "batches": extra["batches"]}
         self.procedure.load_state(state)
         self.step = int(extra["step"])
+        if self.ema is not None:  # one EMA update per step: a checkpoint written before the count was saved
+            self.ema.updates = int(extra.get("ema_updates", self.step))
 
     def save_checkpoint(self) -> Path | None:
         if not self.main:
@@ -320,6 +328,18 @@ class Trainer:
         if log.writer is not None and self.spec.is_image:  # TensorBoard gets the grid samples/step_XXXXXX.png holds
             row = self.procedure.preview_row if self.previews else self.grid_row
             log.write_picture(self.step, "samples", sample_grid(samples, row))
+
+    @torch.no_grad()
+    def check_ema_spread(self, log: MetricsLog) -> None:
+        """Log ``ema/spread_ratio`` and ``ema/mean_shift`` (the EMA generator's samples against the trained one's, from
+        the same fixed noise, at most a few hundred spaced over the grid's classes); :class:`SpreadCheck` warns once."""
+        if self.spread_check is None or not self.main:
+            return
+        rows = spread_indices(len(self.fixed_z))
+        z = self.fixed_z[rows]
+        labels = self.fixed_labels[rows] if self.fixed_labels is not None else None
+        with evaluating(self.ema.model) as averaged, evaluating(self.generator) as trained:
+            log.write(self.step, self.spread_check(averaged(z, labels), trained(z, labels), self.step))
 
     def evaluate(self, log: MetricsLog, progress: TrainingProgress) -> dict[str, float]:
         """Score the sampling generator with the --eval-metrics; log them as ``eval/<key>``. ``progress`` shows a
@@ -428,6 +448,7 @@ class Trainer:
                     if self.step % config.sample_every == 0 or last:
                         with progress.paused("samples"):
                             self.watch_samples(log)
+                            self.check_ema_spread(log)
                     if self.evaluation is not None and (self.step % config.eval_every == 0 or last):
                         self.evaluate(log, progress)
                     if checkpoint_due:

@@ -16,18 +16,10 @@ import torch
 from torch import Tensor
 
 import gantk
+from gantk.engine.sampling import mean_pairwise_distance
 from gantk.protocols import MonitorSetup, signed_unit
 
 DIVERSITY_THRESHOLD = 0.2
-
-
-def mean_pairwise_distance(samples: Tensor) -> float:
-    """Mean ‖x_i − x_j‖ over pairs i ≠ j of the flattened samples (float32)."""
-    flat = samples.detach().float().reshape(len(samples), -1).cpu()
-    if len(flat) < 2:
-        return 0.0
-    distances = torch.cdist(flat, flat)
-    return float(distances.sum() / (len(flat) * (len(flat) - 1)))  # the diagonal is 0
 
 
 class DiversityMonitor:
