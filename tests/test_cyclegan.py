@@ -159,6 +159,13 @@ def test_gantk_export_writes_the_translator_of_a_run(tmp_path):
     assert all(torch.equal(value, trained.state_dict()[name]) for name, value in again.state_dict().items())
 
 
+def test_a_packed_patchgan_whose_pack_does_not_divide_the_batch_is_refused_before_training(tmp_path):
+    with pytest.raises(UsageError, match="multiple of 3"):
+        Trainer(cyclegan_config(disc_options={"width": 4, "layers": 2, "pack": 3}), tmp_path / "run",
+                show_progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_one_domain_data_or_a_noise_generator_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(UsageError, match="two domains.*emoji-styles"):
         Trainer(cyclegan_config(dataset_b=None), tmp_path / "one", show_progress=False)

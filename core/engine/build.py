@@ -178,7 +178,8 @@ def build_generator(config: TrainConfig, registry: Registry, spec: DataSpec) -> 
 
 def build_discriminator(config: TrainConfig, registry: Registry, spec: DataSpec
                         ) -> tuple[nn.Module, ComponentRecord]:
-    """The discriminator named by ``config.disc`` with its options (on the CPU)."""
+    """The discriminator named by ``config.disc`` with its options (on the CPU); ``-D pack`` checked first."""
+    check_packing(config, dict(config.disc_options), [])
     return _build_discriminator_network(registry.get("discriminator", config.disc), spec, dict(config.disc_options))
 
 
