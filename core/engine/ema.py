@@ -9,8 +9,8 @@ it the random initial weights keep a share β^k of the average after k updates (
 after 2,500); with it they are gone after the first few updates.
 
 :class:`SpreadCheck` watches what the average costs: when the EMA generator's samples are much less
-spread than the trained generator's (it averages a generator that is still moving between modes),
-it warns once.
+spread than the trained generator's, or centred elsewhere (it averages a generator that is still
+moving between modes), it warns once.
 """
 
 from __future__ import annotations
@@ -93,8 +93,7 @@ class SpreadCheck:
                    f"its mean sample is {shift:.1f} times the trained samples' typical distance away from theirs")
             print(f"gantk: warning: at step {step} the EMA generator (--ema {self.beta:g}) averages a generator that "
                   f"is still moving: {how} (from the same noise; logged as ema/spread_ratio and ema/mean_shift). "
-                  "The sample "
-                  "pictures, evaluations and generator.safetensors use the EMA weights. Train with --ema off or a "
-                  "smaller decay (e.g. --ema 0.99), or write the trained weights with 'gantk export RUN --no-ema'.",
+                  "The sample pictures, evaluations and generator.safetensors use the EMA weights. Train with --ema "
+                  "off or a smaller decay (e.g. --ema 0.99), or write the trained weights with 'gantk export RUN --no-ema'.",
                   file=sys.stderr, flush=True)
         return {"ema/spread_ratio": ratio, "ema/mean_shift": shift}

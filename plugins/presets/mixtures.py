@@ -8,7 +8,7 @@ three hidden layers of 200 maxout units with 5 pieces and one logit; weights N(0
 non-saturating loss; Adam 1e-4, β = (0.8, 0.999); 100 D inputs per step (PacGAN4: 100 packed inputs
 of 4 samples, so 400 samples of each kind). fp32 (the networks are too small for bf16 to pay) and no
 EMA (the benchmark scores the generator itself). The paper trains 400,000 steps; these presets train
-STEPS (see docs/results.md for what the step count costs). Score a run with the ``modes`` metric
+20,000 (see docs/results.md for what the step count costs). Score a run with the ``modes`` metric
 (``gantk eval RUN --metrics modes``).
 """
 
