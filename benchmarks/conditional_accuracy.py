@@ -5,10 +5,11 @@ then ``gantk eval RUN --metrics accuracy,idc`` labels 1,000 generated samples (1
 classifier trained on the real digits and measures within-class diversity (``idc``: per-class coverage,
 k = 5, 200 generated against 200 real digits per class on the classifier's features, over real-vs-real
 coverage). Printed per command: wall time of the training command, accuracy, the coverage ratio, the
-classifier's held-out accuracy; floors: accuracy ≥ 0.90 and at most 600 s of training on 2 CPU cores
-(the conditional-GAN issue), coverage ratio ≥ 0.9 (the mode-collapse issue). Exit status 1 when a floor
-is missed. ``--weights trained`` scores the trained weights instead of the EMA copy (``gantk export RUN
---no-ema``), to see what the average adds.
+classifier's held-out accuracy. Floors: accuracy ≥ 0.90 and at most 600 s of training on 2 CPU cores
+(the conditional-GAN issue); for the presets also accuracy ≥ 0.95 and a coverage ratio ≥ 0.9 (the
+mode-collapse issue; the headline composition's ratio is printed, not held to it). Exit status 1 when a
+floor is missed. ``--weights trained`` scores the trained weights instead of the EMA copy (``gantk
+export RUN --no-ema``), to see what the average adds.
 
     python benchmarks/conditional_accuracy.py [--only headline,cgan] [--weights ema|trained] [--runs-dir DIR]
 """
@@ -30,7 +31,9 @@ COMMANDS = {
     "acgan": ["--preset", "acgan"],
     "contragan": ["--preset", "contragan"],
 }
-ACCURACY_FLOOR, SECONDS_FLOOR, COVERAGE_RATIO_FLOOR = 0.90, 600.0, 0.9
+ACCURACY_FLOOR, SECONDS_FLOOR = 0.90, 600.0
+PRESETS = ("cgan", "acgan", "contragan")  # held to the mode-collapse issue's floors too
+PRESET_ACCURACY_FLOOR, COVERAGE_RATIO_FLOOR = 0.95, 0.9
 
 
 def gantk(*args: str) -> subprocess.CompletedProcess:
@@ -71,8 +74,9 @@ def main() -> int:
     ok = True
     for name in args.only.split(","):
         result = measure(name, COMMANDS[name], runs_dir, args.weights)
-        met = (result["accuracy"] >= ACCURACY_FLOOR and result["seconds"] <= SECONDS_FLOOR
-               and result["ratio"] >= COVERAGE_RATIO_FLOOR)
+        preset_met = name not in PRESETS or (result["accuracy"] >= PRESET_ACCURACY_FLOOR
+                                               and result["ratio"] >= COVERAGE_RATIO_FLOOR)
+        met = result["accuracy"] >= ACCURACY_FLOOR and result["seconds"] <= SECONDS_FLOOR and preset_met
         ok &= met
         print(f"{name:<10} {' '.join(COMMANDS[name]):<52} {result['seconds']:6.1f} s  accuracy {result['accuracy']:.3f}"
               f"  coverage ratio {result['ratio']:.2f}  (classifier {result['classifier']:.3f})  per class {result['per_class']}  "

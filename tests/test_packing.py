@@ -210,3 +210,18 @@ def test_a_packed_run_resumes_with_the_packed_discriminators_weights(tmp_path):
     saved, loaded = first.procedure.discriminator.state_dict(), resumed.procedure.discriminator.state_dict()
     assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
     resumed.train()
+
+
+# ------------------------------------------------------------------ the conditional presets use mbstd
+@pytest.mark.parametrize("preset, image_size", [("cgan", 16), ("contragan", 16)])
+def test_the_conditional_presets_train_with_minibatch_stddev_on_their_conditional_discriminators(
+        tmp_path, preset, image_size):
+    options = {**get_registry().create("preset", preset), "dataset": "digits", "image_size": image_size,
+               "steps": 2, "batch_size": 8, "precision": "fp32", "log_every": 1, "sample_every": 1000,
+               "checkpoint_every": 1000, "num_samples": 10}
+    trainer = Trainer(TrainConfig.from_options(options), tmp_path / "run", show_progress=False)
+    assert trainer.generator.conditional and trainer.procedure.discriminator.mbstd == 4
+    labels = torch.arange(8) % 10
+    assert trainer.procedure.discriminator(torch.randn(8, 1, image_size, image_size), labels).logits.shape == (8,)
+    assert trainer.train().exported.exists()
+    assert trainer.records["discriminator"].options["mbstd"] == 4  # recorded: the run rebuilds its D
