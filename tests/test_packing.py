@@ -213,9 +213,9 @@ def test_a_packed_run_resumes_with_the_packed_discriminators_weights(tmp_path):
 
 
 # ------------------------------------------------------------------ the conditional presets use mbstd
-@pytest.mark.parametrize("preset, image_size", [("cgan", 16), ("contragan", 16)])
-def test_the_conditional_presets_train_with_minibatch_stddev_on_their_conditional_discriminators(
-        tmp_path, preset, image_size):
+@pytest.mark.parametrize("preset", ["cgan", "contragan"])
+def test_the_conditional_presets_train_with_minibatch_stddev_on_their_conditional_discriminators(tmp_path, preset):
+    image_size = 16  # small, for speed: both architectures build at 16×16
     options = {**get_registry().create("preset", preset), "dataset": "digits", "image_size": image_size,
                "steps": 2, "batch_size": 8, "precision": "fp32", "log_every": 1, "sample_every": 1000,
                "checkpoint_every": 1000, "num_samples": 10}

@@ -18,8 +18,8 @@
   paper's temperature 1.0 instead of the tutorial's 0.5, ``-D mbstd=4``, and 2,000 steps.
 
 Step counts reach ≥ 95 % conditional accuracy with a within-class coverage ratio ≥ 0.9 on mnist5k
-within 10 minutes on 2 CPU cores (``benchmarks/conditional_accuracy.py``; figures and the runs that
-chose each setting in docs/conditional.md).
+(``benchmarks/conditional_accuracy.py``; figures, wall times and the runs that chose each setting in
+docs/conditional.md).
 
 All three train on the embedded ``mnist5k`` digits by default; ``--dataset cifar10 --data-root DIR``
 or ``--dataset folder --data-root DIR`` switch the data.
