@@ -8,9 +8,11 @@ which Typer reads through ``train_command.__signature__``.
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Optional, get_origin
+from typing import Any, Iterator, NoReturn, Optional, get_origin
 
 import typer
 
@@ -40,6 +42,19 @@ def processes_joined(device: Any) -> Iterator[None]:
     join_process_group(device)
     yield  # after a failure the process just exits: torchrun stops the other ranks
     leave_process_group()
+
+
+def end_rank_without_teardown() -> NoReturn:
+    """End a torchrun rank that trained well, skipping the interpreter's teardown.
+
+    gloo's C++ threads can outlive ``destroy_process_group``; tearing the interpreter down under them
+    now and then aborts the rank ("terminate called without an active exception", 1 run in about 35
+    on 2026-11-30), and torchrun then reports a failure after a good run (pytorch/pytorch#179291
+    describes the race). Every file is written and closed by now, so ``os._exit`` skips only that teardown.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def resumed_config(saved: TrainConfig, explicit: dict, run_dir: Path) -> TrainConfig:
@@ -160,7 +175,7 @@ def train_command(*, preset: Optional[str], config_file: Optional[Path], name: O
         raise typer.Exit(train_in_processes(nproc, ["train", *run_flags, *flags]))
     from gantk.engine.build import resolve_device  # torch-heavy: imported when training
     from gantk.engine.distributed import rank_device, text_from_rank0
-    from gantk.engine.trainer import TRANSLATOR_FILE, Trainer
+    from gantk.engine.trainer import Trainer
 
     explicit = explicit_options(arguments)
     if resume is not None:
@@ -186,13 +201,21 @@ def train_command(*, preset: Optional[str], config_file: Optional[Path], name: O
     with processes_joined(device), run_dir_claimed as run_dir:  # the Trainer locks it from here until training ends
         run_dir = Path(text_from_rank0(str(run_dir) if run_dir else None, device))  # rank 0's, on every rank
         result = Trainer(config, run_dir, resume=resume is not None, show_progress=not quiet).train()
-    if not is_main_process():
-        return
+    if is_main_process():
+        report_trained(result, shown, config.steps)
+    if launched_by_torchrun():
+        end_rank_without_teardown()
+
+
+def report_trained(result: Any, shown: TrainConfig, steps: int) -> None:
+    """The last lines of ``gantk train`` (rank 0): what was trained, how fast, where the run and its model are."""
+    from gantk.engine.trainer import TRANSLATOR_FILE
+
     gen, disc, loss, dataset = (as_typed(name) for name in (shown.gen, shown.disc, shown.loss, shown.dataset))
     typer.echo(f"Trained {gen}/{disc} with {loss} on {dataset} to step {result.step} "
                f"in {result.seconds:.1f} s ({result.steps_per_s:.1f} steps/s, {result.precision}).")
     if result.time_limit_reached:
-        typer.echo(f"The --time-limit ended training at step {result.step} of {config.steps}; 'gantk train --resume "
+        typer.echo(f"The --time-limit ended training at step {result.step} of {steps}; 'gantk train --resume "
                    f"{result.run_dir}' continues it.")
     typer.echo(f"Run: {result.run_dir}")
     typer.echo(f"Samples: {result.run_dir / 'samples'}")
