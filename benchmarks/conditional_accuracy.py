@@ -32,7 +32,7 @@ COMMANDS = {
     "contragan": ["--preset", "contragan"],
 }
 ACCURACY_FLOOR, SECONDS_FLOOR = 0.90, 600.0
-PRESETS = ("cgan", "acgan", "contragan")  # held to the mode-collapse issue's floors too
+PRESETS = {name for name, flags in COMMANDS.items() if flags[0] == "--preset"}  # held to the mode-collapse floors too
 PRESET_ACCURACY_FLOOR, COVERAGE_RATIO_FLOOR = 0.95, 0.9
 
 
