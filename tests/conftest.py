@@ -15,6 +15,15 @@ import gantk.registry
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_dir(tmp_path_factory):
+    """The suite caches real features and classifiers in its own folder, never in the user's ~/.cache:
+    every session starts as a new machine does, and tests cannot pass only because a cache is warm."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANTK_CACHE_DIR", str(tmp_path_factory.mktemp("gantk-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_default_registry(monkeypatch):
     """Every test starts and ends with no cached registry, so monkeypatched discovery takes effect."""

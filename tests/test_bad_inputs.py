@@ -126,9 +126,18 @@ def snapshot(path: Path) -> dict[str, str] | None:
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)}
 
 
+FIRST_USE_PROGRESS = ("Extracting the ", "Real features cached at ")
+
+
+def stderr_notes(outcome: Outcome) -> str:
+    """stderr without the lines of one-time work: a run that finds the real-feature cache empty (a new
+    machine, or this session's test cache before another test filled it) says it is extracting them."""
+    return "\n".join(line for line in outcome.stderr.splitlines() if not line.startswith(FIRST_USE_PROGRESS))
+
+
 def the_error(outcome: Outcome, report: str) -> str:
     """The one paragraph a failure prints on stderr, after its one-line notes."""
-    text = outcome.stderr.strip("\n")
+    text = stderr_notes(outcome).strip("\n")
     lines = text.splitlines()
     assert lines, f"exit {outcome.code} with nothing on stderr\n{report}"
     assert all(line.strip() for line in lines), f"the message is more than one paragraph\n{report}"
@@ -171,7 +180,7 @@ def test_bad_input(case: Case, shared_run, tmp_path, monkeypatch, fake_package, 
         message = printed
     else:
         message = outcome.stderr
-        notes = [line for line in outcome.stderr.splitlines() if line.strip()]
+        notes = [line for line in stderr_notes(outcome).splitlines() if line.strip()]
         if case.notes is not None:
             assert len(notes) == case.notes, f"expected {case.notes} line(s) on stderr\n{report}"
     for word in case.words:
