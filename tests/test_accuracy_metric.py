@@ -105,6 +105,7 @@ def test_the_classifier_trains_when_first_needed_inside_no_grad(tmp_path):
     assert not info.loaded and info.heldout_accuracy == 1.0
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_for_a_seed(tmp_path):
     data = blobs()
     weights = []
@@ -155,6 +156,7 @@ def test_a_damaged_or_stale_cache_file_is_retrained_not_an_error(tmp_path, damag
     assert [p.name for p in tmp_path.iterdir()] == [first.cache_path.name]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_different_data_or_seed_gives_a_different_cache_file(tmp_path):
     data = blobs()
     changed = blobs()

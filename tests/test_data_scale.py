@@ -239,6 +239,7 @@ def folder_run(data_root: Path, steps: int, workers: int, **extra) -> TrainConfi
         "steps": steps, "checkpoint_every": 3, "log_every": 1, "sample_every": 1000, "num_samples": 4, **extra})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_resumed_streamed_run_ends_with_the_same_generator(tmp_path, pictures, workers):
     Trainer(folder_run(pictures, 6, workers), tmp_path / "straight", show_progress=False).train()

@@ -217,6 +217,7 @@ def test_bad_training_input_is_one_paragraph_with_exit_code(tmp_path, args, code
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_corrupt_or_truncated_safetensors_is_a_clear_error(tmp_path):
     trainer = Trainer(tiny_config(steps=1), tmp_path / "run", show_progress=False)
     exported = trainer.train().exported
@@ -305,6 +306,7 @@ def test_a_loss_without_an_adversarial_term_fails_before_training(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_resume_needs_more_steps_and_latest_points_at_finished_runs(tmp_path):
     Trainer(tiny_config(steps=2), tmp_path / "a", show_progress=False).train()
     assert (tmp_path / "latest").resolve() == (tmp_path / "a").resolve()

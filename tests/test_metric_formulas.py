@@ -170,6 +170,7 @@ def test_precision_recall_and_density_coverage_match_brute_force(seed, n_real, n
     assert density_coverage(real, fake, k=5) == pytest.approx(brute_force_dc(real, fake, 5), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_pr_and_dc_of_two_standard_normal_sets_fall_in_the_published_band():
     """ALGORITHMS.md §4 sanity band: N(0, I), d = 1000, 10k each, k = 5 (Naeem et al. 2020)."""
     generator = torch.Generator().manual_seed(6)

@@ -135,6 +135,7 @@ def test_gantk_eval_writes_values_and_protocol(ring_run, tmp_path):
     assert "fid " in done.stdout and str(out) in done.stdout
 
 
+@pytest.mark.slow
 def test_gantk_eval_errors_are_one_paragraph_with_exit_2(ring_run, tmp_path):
     for args, expected in (
             (["--metrics", "nosuch"], "nosuch"),

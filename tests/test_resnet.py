@@ -282,6 +282,7 @@ def test_resnet_and_sngan_come_through_the_registry():
     assert preset["dataset"] == "emoji" and preset["image_size"] == 64 and preset["batch_size"] == 64
 
 
+@pytest.mark.slow
 def test_sngan_preset_trains_end_to_end_on_emoji(tmp_path, monkeypatch):
     from test_emoji import make_package
 
